@@ -1,0 +1,105 @@
+/* libctsr: controllable super-resolution on Vulkan compute.
+ *
+ * One context owns a Vulkan device, one loaded model and the buffers for one tile. Typical use:
+ *
+ *     char err[512];
+ *     ctsr_context *ctx;
+ *     if (ctsr_context_create(&(ctsr_options){ .device_index = -1 }, &ctx, err, sizeof err))
+ *         fail(err);
+ *     if (ctsr_load_model_file(ctx, "model.safetensors", err, sizeof err)) fail(err);
+ *     ctsr_set_timestep(ctx, 0.3f);
+ *     ctsr_process_rgba8(ctx, in, w, h, in_stride, out, out_stride, err, sizeof err);
+ *     ctsr_context_destroy(ctx);
+ *
+ * Every function that can fail returns 0 or a negative CTSR_E_* code and writes a message
+ * into err (NUL-terminated whenever errlen > 0). A context is not thread-safe: use it from
+ * one thread at a time; ctsr_set_timestep only touches host memory and may be called
+ * between frames at no cost.
+ */
+#ifndef CTSR_H
+#define CTSR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    CTSR_OK = 0,
+    CTSR_E_INVALID = -1,   /* bad argument (size, NULL, out of range) */
+    CTSR_E_NOMEM = -2,     /* host or device allocation failed */
+    CTSR_E_IO = -3,        /* file missing or unreadable */
+    CTSR_E_FORMAT = -4,    /* model file malformed or of an unknown version */
+    CTSR_E_NO_DEVICE = -5, /* no Vulkan instance or no usable device */
+    CTSR_E_VULKAN = -6,    /* a Vulkan call failed */
+    CTSR_E_NO_MODEL = -7,  /* processing before a model was loaded */
+};
+
+typedef struct ctsr_context ctsr_context;
+
+typedef enum ctsr_precision {
+    CTSR_PRECISION_AUTO = 0, /* fp16 storage where the device supports it and it pays */
+    CTSR_PRECISION_FP32 = 1,
+    CTSR_PRECISION_FP16 = 2, /* fp16 activations and weights in memory, fp32 arithmetic */
+} ctsr_precision;
+
+typedef struct ctsr_options {
+    int device_index;          /* -1: automatic (discrete GPU, integrated GPU, then CPU) */
+    int tile_size;             /* input tile edge in pixels; 0: automatic from memory_budget */
+    size_t memory_budget;      /* device bytes for activations; 0: 256 MiB */
+    ctsr_precision precision;  /* AUTO uses FP32 on CPU devices (fp16 does not pay there) */
+    int validation;            /* enable VK_LAYER_KHRONOS_validation when present */
+} ctsr_options;
+
+/* Name of a CTSR_E_* code. */
+const char *ctsr_strerror(int code);
+
+/* Number of Vulkan devices and the name of one (for listing); negative on error. */
+int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen);
+
+int ctsr_context_create(const ctsr_options *opts, ctsr_context **out, char *err, size_t errlen);
+void ctsr_context_destroy(ctsr_context *ctx);
+const char *ctsr_device_name(const ctsr_context *ctx);
+/* 1 when the device is a CPU implementation (lavapipe). */
+int ctsr_device_is_cpu(const ctsr_context *ctx);
+
+/* Load a model (replaces any loaded one). Builds the pipelines and runs a warm-up
+ * dispatch so the first frame is not slow. */
+int ctsr_load_model_file(ctsr_context *ctx, const char *path, char *err, size_t errlen);
+int ctsr_load_model_memory(ctsr_context *ctx, const void *data, size_t size, char *err,
+                           size_t errlen);
+/* Upscaling factor of the loaded model; 0 when none is loaded. */
+int ctsr_scale(const ctsr_context *ctx);
+/* Model description: config JSON and provenance as stored (NULL when no model). */
+const char *ctsr_model_config(const ctsr_context *ctx);
+const char *ctsr_model_provenance(const ctsr_context *ctx);
+/* Multiply-accumulates per input pixel of the loaded model. */
+double ctsr_model_macs_per_pixel(const ctsr_context *ctx);
+
+/* Timestep in [0, 1] (clamped): 0 = fidelity, 1 = realness. Default 0.5. */
+void ctsr_set_timestep(ctsr_context *ctx, float t);
+float ctsr_get_timestep(const ctsr_context *ctx);
+
+/* Tile edge in input pixels (0 = automatic). Takes effect at the next frame. */
+int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errlen);
+/* The tile edge the next frame of w x h would use, and the overlap (context) in pixels. */
+int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h);
+int ctsr_tile_overlap(const ctsr_context *ctx);
+
+/* Upscale one frame. Input w x h, output (scale*w) x (scale*h). Strides in bytes.
+ * RGBA8: 4 bytes per pixel, alpha is upscaled bilinearly (not by the network). */
+int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_t in_stride,
+                       uint8_t *out, size_t out_stride, char *err, size_t errlen);
+/* Float RGB, interleaved [h][w][3] in [0, 1], tightly packed (the layout the tests use). */
+int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float *out,
+                         char *err, size_t errlen);
+
+/* Device memory in bytes the context holds now (weights + tile buffers). */
+size_t ctsr_device_memory(const ctsr_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

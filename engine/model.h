@@ -1,0 +1,99 @@
+/* libctsr internal: the student model on the host (config, weights, timestep MLP) and the
+ * plain C reference of every operator. Not installed; the public API is ctsr.h.
+ *
+ * Layouts: images and activations are NHWC float (one image: [H][W][C], C unpadded).
+ * Weights keep PyTorch's layouts: conv [Cout][Cin][kh][kw], linear [Cout][Cin].
+ * The definition of the network is training/ctsr/student.py. */
+#ifndef CTSR_MODEL_H
+#define CTSR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTSR_FORMAT_NAME "ctsr-student"
+#define CTSR_FORMAT_VERSION 1
+#define CTSR_MAX_BLOCKS 32
+#define CTSR_LRELU_SLOPE 0.1f
+#define CTSR_LN_EPS 1e-5f
+
+enum { CTSR_ACT_NONE = 0, CTSR_ACT_RELU = 1, CTSR_ACT_LRELU = 2, CTSR_ACT_SILU = 3, CTSR_ACT_GELU = 4 };
+
+typedef struct ctsr_config {
+    int scale;       /* 2, 3 or 4 */
+    int channels;    /* C, multiple of 4 */
+    int blocks;      /* B, 1..CTSR_MAX_BLOCKS */
+    int window;      /* w, 1..16 */
+    int heads;       /* C/heads multiple of 4 */
+    int mlp_ratio;   /* hidden = mlp_ratio*C */
+    int act;         /* CTSR_ACT_RELU/LRELU/SILU */
+    int temb_dim;    /* E, even */
+    int temb_hidden; /* M */
+    float temb_scale;
+    uint32_t attn_mask; /* bit b set: block b has an attention block */
+} ctsr_config;
+
+typedef struct ctsr_layer {
+    float *w; /* PyTorch layout */
+    float *b;
+    int cout, cin, k; /* k = 3 (conv3x3) or 1 (1x1 conv / linear) */
+} ctsr_layer;
+
+typedef struct ctsr_block {
+    ctsr_layer conv1, conv2, film; /* film: [2C][M], output = [gamma(C) | beta(C)] */
+    int has_attn;
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [C] each */
+    ctsr_layer qkv, proj, mlp1, mlp2;     /* 1x1: [3C][C], [C][C], [hC][C], [C][hC] */
+} ctsr_block;
+
+typedef struct ctsr_model {
+    ctsr_config cfg;
+    ctsr_layer fc1, fc2; /* timestep MLP: [M][E], [M][M] */
+    ctsr_layer head;     /* [C][3][3][3] */
+    ctsr_layer tail;     /* [3*s*s][C][3][3] */
+    ctsr_block blocks[CTSR_MAX_BLOCKS];
+    int format_version;
+    char *config_json; /* as stored */
+    char *provenance;  /* as stored, may be "" */
+    size_t n_params;
+    float *storage; /* one allocation holding every weight above */
+} ctsr_model;
+
+/* Loading. Return 0 on success; on failure a negative CTSR_E* code (ctsr.h) and a
+ * human-readable message in err (always NUL-terminated when errlen > 0). Every read is
+ * bounds-checked: truncated file, oversized / malformed header, wrong dtype or shape,
+ * missing or extra tensor, unknown format version all fail cleanly. */
+int ctsr_model_load_file(const char *path, ctsr_model **out, char *err, size_t errlen);
+int ctsr_model_load_memory(const void *data, size_t size, ctsr_model **out, char *err,
+                           size_t errlen);
+void ctsr_model_free(ctsr_model *m);
+
+/* Parse and validate a config JSON object (the __metadata__ "config" string). */
+int ctsr_config_parse(const char *json, ctsr_config *cfg, char *err, size_t errlen);
+
+/* Multiply-accumulates per input pixel (matches student.macs_per_pixel). */
+double ctsr_config_macs_per_pixel(const ctsr_config *cfg);
+
+/* Timestep MLP on the host: writes B*2*C floats, for block b: gamma at [b*2C], beta at
+ * [b*2C + C]. t is clamped to [0, 1]. */
+void ctsr_model_film(const ctsr_model *m, float t, float *film);
+
+/* ---- plain C reference operators (NHWC float) ---- */
+/* 3x3 conv, zero padding, stride 1: in [H][W][cin] -> out [H][W][cout] */
+void ctsr_ref_conv3x3(const float *in, int h, int w, const ctsr_layer *l, float *out);
+/* 1x1 conv: in [H][W][cin] -> out [H][W][cout]; also used for linear layers with h=w=1 */
+void ctsr_ref_conv1x1(const float *in, int h, int w, const ctsr_layer *l, float *out);
+void ctsr_ref_act(float *x, size_t n, int act);
+void ctsr_ref_layernorm(const float *in, int h, int w, int c, const float *g, const float *b,
+                        float *out);
+/* qkv [H][W][3C] ([q|k|v] channel order) -> out [H][W][C], window edge rule of student.py */
+void ctsr_ref_window_attn(const float *qkv, int h, int w, int c, int heads, int win,
+                          float *out);
+/* tail [H][W][3*s*s] pixel-shuffled + bilinear (align_corners=False) upsample of img
+ * [H][W][3], clamped to [0,1] -> out [sH][sW][3] */
+void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w, int s,
+                               float *out);
+/* Whole network on the CPU: img [H][W][3] in [0,1] -> out [sH][sW][3]. Returns 0 or
+ * CTSR_E_NOMEM. */
+int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int w, float *out);
+
+#endif

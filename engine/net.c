@@ -1,0 +1,798 @@
+/* libctsr: the context, the network as a list of dispatches, tiling and frame processing.
+ *
+ * Device tensors are NHWC with channels padded to a multiple of 4 (vec4 access). Per tile the
+ * engine holds four of them, sized for the largest tile region:
+ *   IMG  the input tile as RGBA floats (alpha rides along for the output's bilinear alpha)
+ *   X    the residual stream (C channels)
+ *   T1   scratch: conv1 output, QKV (3C), MLP hidden (hC), tail output (3*s*s)
+ *   T2   scratch: LayerNorm output, attention output (C)
+ * A frame is cut into tiles of T x T input pixels; each tile is computed on a region that adds
+ * `overlap` pixels of context on every side (clipped to the frame) and only the tile's own
+ * output pixels are written. The overlap is a multiple of the attention window and covers the
+ * receptive field, and tiles start at multiples of the window, so attention windows in a region
+ * are the frame's windows and tiled output equals untiled output up to float rounding. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctsr.h"
+#include "model.h"
+#include "vk.h"
+
+#include "conv_f16.spv.h"
+#include "conv_f32.spv.h"
+#include "layernorm_f16.spv.h"
+#include "layernorm_f32.spv.h"
+#include "output_f16.spv.h"
+#include "output_f32.spv.h"
+#include "unpack_f16.spv.h"
+#include "unpack_f32.spv.h"
+#include "wattn_f16.spv.h"
+#include "wattn_f32.spv.h"
+
+enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
+enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
+enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1 };
+
+#define MAX_PIPES 48
+#define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
+#define DEFAULT_BUDGET ((size_t)256 << 20)
+
+typedef struct pipe_entry {
+    int kind;
+    int32_t spec[8];
+    VkPipeline pipe;
+} pipe_entry;
+
+typedef struct dispatch {
+    int kind;
+    int pipe[2]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
+    int bind[CTSR_BINDINGS];
+    int32_t pc[8]; /* kind-specific push constants after width/height */
+    int groups_z;
+    VkDescriptorSet set;
+} dispatch;
+
+struct ctsr_context {
+    ctsr_options opts;
+    ctsr_vk vk;
+    char device_name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    ctsr_model *model;
+    float t;
+    float *film_host;
+    int fp16;
+    int act_bytes;
+    int wg_conv, wg;
+    ctsr_buffer buf[B_COUNT];
+    size_t region_px; /* pixels the tile buffers hold */
+    int t1_c4;        /* channels/4 of T1 */
+    pipe_entry pipes[MAX_PIPES];
+    int npipes;
+    dispatch d[MAX_DISPATCH];
+    int nd;
+    VkDescriptorPool dpool;
+    int overlap;
+};
+
+static const struct {
+    const uint32_t *spv32, *spv16;
+    size_t size32, size16;
+} shaders[K_COUNT] = {
+    [K_UNPACK] = {ctsr_spv_unpack_f32, ctsr_spv_unpack_f16, sizeof ctsr_spv_unpack_f32,
+                  sizeof ctsr_spv_unpack_f16},
+    [K_CONV] = {ctsr_spv_conv_f32, ctsr_spv_conv_f16, sizeof ctsr_spv_conv_f32,
+                sizeof ctsr_spv_conv_f16},
+    [K_LN] = {ctsr_spv_layernorm_f32, ctsr_spv_layernorm_f16, sizeof ctsr_spv_layernorm_f32,
+              sizeof ctsr_spv_layernorm_f16},
+    [K_WATTN] = {ctsr_spv_wattn_f32, ctsr_spv_wattn_f16, sizeof ctsr_spv_wattn_f32,
+                 sizeof ctsr_spv_wattn_f16},
+    [K_OUTPUT] = {ctsr_spv_output_f32, ctsr_spv_output_f16, sizeof ctsr_spv_output_f32,
+                  sizeof ctsr_spv_output_f16},
+};
+
+static int c4(int c) { return (c + 3) / 4; }
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+const char *ctsr_strerror(int code)
+{
+    switch (code) {
+    case CTSR_OK: return "success";
+    case CTSR_E_INVALID: return "invalid argument";
+    case CTSR_E_NOMEM: return "out of memory";
+    case CTSR_E_IO: return "I/O error";
+    case CTSR_E_FORMAT: return "malformed model";
+    case CTSR_E_NO_DEVICE: return "no Vulkan device";
+    case CTSR_E_VULKAN: return "Vulkan error";
+    case CTSR_E_NO_MODEL: return "no model loaded";
+    default: return "unknown error";
+    }
+}
+
+/* ---- context ---- */
+
+int ctsr_context_create(const ctsr_options *opts, ctsr_context **out, char *err, size_t errlen)
+{
+    int ret;
+    *out = NULL;
+    ctsr_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    if (opts)
+        ctx->opts = *opts;
+    else
+        ctx->opts.device_index = -1;
+    if (ctx->opts.tile_size < 0) {
+        ctsr_seterr(err, errlen, "tile size must be >= 0 (0 = automatic), got %d",
+                    ctx->opts.tile_size);
+        free(ctx);
+        return CTSR_E_INVALID;
+    }
+    if (!ctx->opts.memory_budget)
+        ctx->opts.memory_budget = DEFAULT_BUDGET;
+    ctx->t = 0.5f;
+    if ((ret = ctsr_vk_init(&ctx->vk, ctx->opts.device_index, ctx->opts.validation, err, errlen))) {
+        free(ctx);
+        return ret;
+    }
+    snprintf(ctx->device_name, sizeof ctx->device_name, "%s", ctx->vk.props.deviceName);
+    if (ctx->opts.precision == CTSR_PRECISION_FP16 && !ctx->vk.fp16_storage) {
+        ctsr_seterr(err, errlen, "fp16 storage requested but %s does not support it",
+                    ctx->device_name);
+        ctsr_context_destroy(ctx);
+        return CTSR_E_INVALID;
+    }
+    ctx->fp16 = ctx->opts.precision == CTSR_PRECISION_FP16 ||
+                (ctx->opts.precision == CTSR_PRECISION_AUTO && !ctx->vk.is_cpu &&
+                 ctx->vk.fp16_storage);
+    ctx->act_bytes = ctx->fp16 ? 2 : 4;
+    /* lavapipe runs 8 invocations as one vector and spreads whole workgroups over threads */
+    ctx->wg_conv = ctx->vk.is_cpu ? 8 : 64;
+    ctx->wg = 64;
+    *out = ctx;
+    return 0;
+}
+
+static void release_model(ctsr_context *ctx)
+{
+    ctsr_vk *vk = &ctx->vk;
+    if (vk->dev)
+        vkDeviceWaitIdle(vk->dev);
+    for (int i = 0; i < ctx->npipes; i++)
+        vkDestroyPipeline(vk->dev, ctx->pipes[i].pipe, NULL);
+    ctx->npipes = 0;
+    if (ctx->dpool)
+        vkDestroyDescriptorPool(vk->dev, ctx->dpool, NULL);
+    ctx->dpool = VK_NULL_HANDLE;
+    ctx->nd = 0;
+    for (int i = 0; i < B_COUNT; i++)
+        ctsr_vk_buffer_destroy(vk, &ctx->buf[i]);
+    ctx->region_px = 0;
+    ctsr_model_free(ctx->model);
+    ctx->model = NULL;
+    free(ctx->film_host);
+    ctx->film_host = NULL;
+}
+
+void ctsr_context_destroy(ctsr_context *ctx)
+{
+    if (!ctx)
+        return;
+    release_model(ctx);
+    ctsr_vk_destroy(&ctx->vk);
+    free(ctx);
+}
+
+const char *ctsr_device_name(const ctsr_context *ctx) { return ctx->device_name; }
+int ctsr_device_is_cpu(const ctsr_context *ctx) { return ctx->vk.is_cpu; }
+int ctsr_scale(const ctsr_context *ctx) { return ctx->model ? ctx->model->cfg.scale : 0; }
+const char *ctsr_model_config(const ctsr_context *ctx)
+{
+    return ctx->model ? ctx->model->config_json : NULL;
+}
+const char *ctsr_model_provenance(const ctsr_context *ctx)
+{
+    return ctx->model ? ctx->model->provenance : NULL;
+}
+double ctsr_model_macs_per_pixel(const ctsr_context *ctx)
+{
+    return ctx->model ? ctsr_config_macs_per_pixel(&ctx->model->cfg) : 0.0;
+}
+size_t ctsr_device_memory(const ctsr_context *ctx) { return ctx->vk.bytes_allocated; }
+float ctsr_get_timestep(const ctsr_context *ctx) { return ctx->t; }
+int ctsr_tile_overlap(const ctsr_context *ctx) { return ctx->overlap; }
+
+void ctsr_set_timestep(ctsr_context *ctx, float t)
+{
+    if (!(t >= 0.0f)) /* also NaN */
+        t = 0.0f;
+    if (t > 1.0f)
+        t = 1.0f;
+    ctx->t = t;
+    if (ctx->model && ctx->buf[B_FILM].map) {
+        const ctsr_config *c = &ctx->model->cfg;
+        ctsr_model_film(ctx->model, t, ctx->film_host);
+        memcpy(ctx->buf[B_FILM].map, ctx->film_host, sizeof(float) * 2 * c->channels * c->blocks);
+    }
+}
+
+int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errlen)
+{
+    if (tile_size < 0) {
+        ctsr_seterr(err, errlen, "tile size must be >= 0 (0 = automatic), got %d", tile_size);
+        return CTSR_E_INVALID;
+    }
+    ctx->opts.tile_size = tile_size;
+    return 0;
+}
+
+/* ---- model -> weights buffer and dispatch list ---- */
+
+typedef struct wpack {
+    float *w;
+    size_t n, cap;
+} wpack;
+
+static int wpack_reserve(wpack *p, size_t n)
+{
+    n = (n + 3) & ~(size_t)3; /* keep every block 16-byte aligned */
+    if (p->n + n > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->n + n)
+            cap *= 2;
+        float *w = realloc(p->w, cap * sizeof *w);
+        if (!w)
+            return -1;
+        memset(w + p->cap, 0, (cap - p->cap) * sizeof *w);
+        p->w = w;
+        p->cap = cap;
+    }
+    size_t at = p->n;
+    p->n += n;
+    return (int)at;
+}
+
+/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic padded to 4][8]; bias padded to 8 */
+static int pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
+{
+    const int cin4 = c4(l->cin), ocg = cdiv(l->cout, 8), k = l->k;
+    int wo = wpack_reserve(p, (size_t)ocg * k * k * cin4 * 4 * 8);
+    int bo = wpack_reserve(p, (size_t)ocg * 8);
+    if (wo < 0 || bo < 0)
+        return -1;
+    for (int oc = 0; oc < l->cout; oc++) {
+        for (int ic = 0; ic < l->cin; ic++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    size_t dst = ((((size_t)(oc / 8) * k + ky) * k + kx) * cin4 * 4 + ic) * 8 + oc % 8;
+                    p->w[wo + dst] = l->w[(((size_t)oc * l->cin + ic) * k + ky) * k + kx];
+                }
+        p->w[bo + oc] = l->b[oc];
+    }
+    *woff = wo;
+    *boff = bo;
+    return 0;
+}
+
+static int pack_vec(wpack *p, const float *v, int n)
+{
+    int o = wpack_reserve(p, (size_t)n);
+    if (o >= 0)
+        memcpy(p->w + o, v, (size_t)n * sizeof *v);
+    return o;
+}
+
+static int get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
+                    size_t errlen)
+{
+    int32_t s[8] = {0};
+    memcpy(s, spec, (size_t)nspec * sizeof *spec);
+    for (int i = 0; i < ctx->npipes; i++)
+        if (ctx->pipes[i].kind == kind && !memcmp(ctx->pipes[i].spec, s, sizeof s))
+            return i;
+    if (ctx->npipes == MAX_PIPES) {
+        ctsr_seterr(err, errlen, "too many pipelines");
+        return CTSR_E_INVALID;
+    }
+    pipe_entry *e = &ctx->pipes[ctx->npipes];
+    e->kind = kind;
+    memcpy(e->spec, s, sizeof s);
+    int ret = ctx->fp16 ? ctsr_vk_pipeline(&ctx->vk, shaders[kind].spv16, shaders[kind].size16,
+                                           s, nspec, &e->pipe, err, errlen)
+                        : ctsr_vk_pipeline(&ctx->vk, shaders[kind].spv32, shaders[kind].size32,
+                                           s, nspec, &e->pipe, err, errlen);
+    if (ret)
+        return ret;
+    return ctx->npipes++;
+}
+
+static dispatch *add(ctsr_context *ctx, int kind, int in, int out, int b2, int b3)
+{
+    dispatch *d = &ctx->d[ctx->nd++];
+    memset(d, 0, sizeof *d);
+    d->kind = kind;
+    d->bind[0] = in;
+    d->bind[1] = out;
+    d->bind[2] = b2;
+    d->bind[3] = b3;
+    return d;
+}
+
+static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, int out, int act,
+                    int mode, int film_off, char *err, size_t errlen)
+{
+    int woff, boff;
+    if (pack_conv(p, l, &woff, &boff)) {
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    int32_t spec[7] = {ctx->wg_conv, c4(l->cin), c4(l->cout), l->k, act, mode,
+                       ctx->vk.subgroup_shuffle};
+    int pi = get_pipe(ctx, K_CONV, spec, 7, err, errlen);
+    if (pi < 0)
+        return pi;
+    dispatch *d = add(ctx, K_CONV, in, out, B_WEIGHTS, B_FILM);
+    d->pipe[0] = pi;
+    d->pc[0] = woff;
+    d->pc[1] = boff;
+    d->pc[2] = film_off;
+    d->groups_z = cdiv(l->cout, 8);
+    return 0;
+}
+
+static int add_ln(ctsr_context *ctx, wpack *p, const float *g, const float *b, int c, int in,
+                  int out, char *err, size_t errlen)
+{
+    int go = pack_vec(p, g, c), bo = pack_vec(p, b, c);
+    if (go < 0 || bo < 0) {
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    int32_t spec[2] = {ctx->wg, c4(c)};
+    int pi = get_pipe(ctx, K_LN, spec, 2, err, errlen);
+    if (pi < 0)
+        return pi;
+    dispatch *d = add(ctx, K_LN, in, out, B_WEIGHTS, B_WEIGHTS);
+    d->pipe[0] = pi;
+    d->pc[0] = go;
+    d->pc[1] = bo;
+    return 0;
+}
+
+#define TRY(x)                                                                                 \
+    do {                                                                                       \
+        if ((ret = (x)) < 0)                                                                   \
+            goto fail;                                                                         \
+    } while (0)
+
+static int build_network(ctsr_context *ctx, char *err, size_t errlen)
+{
+    const ctsr_model *m = ctx->model;
+    const ctsr_config *c = &m->cfg;
+    const int C = c->channels;
+    wpack p = {0};
+    int ret = 0;
+    ctx->nd = 0;
+
+    /* unpack: frame -> IMG (two formats) */
+    {
+        dispatch *d = add(ctx, K_UNPACK, B_FRAME_IN, B_IMG, B_WEIGHTS, B_WEIGHTS);
+        for (int f = 0; f < 2; f++) {
+            int32_t spec[2] = {ctx->wg, f};
+            TRY(d->pipe[f] = get_pipe(ctx, K_UNPACK, spec, 2, err, errlen));
+        }
+    }
+    TRY(add_conv(ctx, &p, &m->head, B_IMG, B_X, CTSR_ACT_NONE, 0, 0, err, errlen));
+    for (int b = 0; b < c->blocks; b++) {
+        const ctsr_block *bl = &m->blocks[b];
+        TRY(add_conv(ctx, &p, &bl->conv1, B_X, B_T1, c->act, 0, 0, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->conv2, B_T1, B_X, CTSR_ACT_NONE, 1, b * 2 * C, err, errlen));
+        if (!bl->has_attn)
+            continue;
+        TRY(add_ln(ctx, &p, bl->ln1_w, bl->ln1_b, C, B_X, B_T2, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->qkv, B_T2, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
+        {
+            int32_t spec[4] = {ctx->wg, c4(C), c->heads, c->window};
+            dispatch *d = add(ctx, K_WATTN, B_T1, B_T2, B_WEIGHTS, B_WEIGHTS);
+            TRY(d->pipe[0] = get_pipe(ctx, K_WATTN, spec, 4, err, errlen));
+        }
+        TRY(add_conv(ctx, &p, &bl->proj, B_T2, B_X, CTSR_ACT_NONE, 2, 0, err, errlen));
+        TRY(add_ln(ctx, &p, bl->ln2_w, bl->ln2_b, C, B_X, B_T2, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->mlp1, B_T2, B_T1, CTSR_ACT_GELU, 0, 0, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->mlp2, B_T1, B_X, CTSR_ACT_NONE, 2, 0, err, errlen));
+    }
+    TRY(add_conv(ctx, &p, &m->tail, B_X, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
+    {
+        dispatch *d = add(ctx, K_OUTPUT, B_T1, B_FRAME_OUT, B_IMG, B_WEIGHTS);
+        for (int f = 0; f < 2; f++) {
+            int32_t spec[4] = {ctx->wg, f, c->scale, c4(3 * c->scale * c->scale)};
+            TRY(d->pipe[f] = get_pipe(ctx, K_OUTPUT, spec, 4, err, errlen));
+        }
+    }
+
+    ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_WEIGHTS], p.n * sizeof(float), 0, err,
+                                errlen);
+    if (!ret)
+        ret = ctsr_vk_upload(&ctx->vk, &ctx->buf[B_WEIGHTS], p.w, p.n * sizeof(float), err,
+                             errlen);
+    if (!ret)
+        ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_FILM],
+                                    sizeof(float) * 2 * C * c->blocks, 1, err, errlen);
+fail:
+    free(p.w);
+    return ret < 0 ? ret : 0;
+}
+
+/* Receptive radius of the network in input pixels, rounded up to the window. */
+static int network_overlap(const ctsr_config *c)
+{
+    int n_attn = 0;
+    for (int b = 0; b < c->blocks; b++)
+        n_attn += (c->attn_mask >> b) & 1;
+    /* head, 2 convs per block, w-1 per attention, tail, and 1 for the bilinear residual */
+    int r = 1 + 2 * c->blocks + n_attn * (c->window - 1) + 1 + 1;
+    return cdiv(r, c->window) * c->window;
+}
+
+static int alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen)
+{
+    int ret = 0;
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                               .descriptorCount = (uint32_t)(ctx->nd * CTSR_BINDINGS)};
+    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                      .maxSets = (uint32_t)ctx->nd,
+                                      .poolSizeCount = 1,
+                                      .pPoolSizes = &ps};
+    VK_CHECK(vkCreateDescriptorPool(ctx->vk.dev, &pci, NULL, &ctx->dpool));
+    for (int i = 0; i < ctx->nd; i++) {
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = ctx->dpool,
+                                          .descriptorSetCount = 1,
+                                          .pSetLayouts = &ctx->vk.set_layout};
+        VK_CHECK(vkAllocateDescriptorSets(ctx->vk.dev, &ai, &ctx->d[i].set));
+    }
+fail:
+    return ret;
+}
+
+/* Points every descriptor set at the current buffers (after any buffer reallocation). */
+static void write_descriptors(ctsr_context *ctx)
+{
+    for (int i = 0; i < ctx->nd; i++) {
+        VkDescriptorBufferInfo bi[CTSR_BINDINGS];
+        VkWriteDescriptorSet w[CTSR_BINDINGS];
+        for (int j = 0; j < CTSR_BINDINGS; j++) {
+            bi[j] = (VkDescriptorBufferInfo){.buffer = ctx->buf[ctx->d[i].bind[j]].buf,
+                                             .range = VK_WHOLE_SIZE};
+            w[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstSet = ctx->d[i].set,
+                                          .dstBinding = (uint32_t)j,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .pBufferInfo = &bi[j]};
+        }
+        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS, w, 0, NULL);
+    }
+}
+
+/* Makes sure the tile buffers hold `px` region pixels. */
+static int ensure_tile_buffers(ctsr_context *ctx, size_t px, char *err, size_t errlen)
+{
+    int ret;
+    const ctsr_config *c = &ctx->model->cfg;
+    const size_t vec = 4 * (size_t)ctx->act_bytes;
+    const VkDeviceSize limit = ctx->vk.props.limits.maxStorageBufferRange;
+    if (px <= ctx->region_px)
+        return 0;
+    const size_t sizes[] = {[B_IMG] = px * vec, [B_X] = px * c4(c->channels) * vec,
+                            [B_T1] = px * ctx->t1_c4 * vec, [B_T2] = px * c4(c->channels) * vec};
+    for (int b = B_IMG; b <= B_T2; b++)
+        if (sizes[b] > limit) {
+            ctsr_seterr(err, errlen, "a tile region of %zu pixels needs a %zu-byte buffer, over "
+                        "the device's limit of %llu: use a smaller tile size", px, sizes[b],
+                        (unsigned long long)limit);
+            return CTSR_E_INVALID;
+        }
+    ctx->region_px = 0;
+    for (int b = B_IMG; b <= B_T2; b++) {
+        ctsr_vk_buffer_destroy(&ctx->vk, &ctx->buf[b]);
+        if ((ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[b], sizes[b], 0, err, errlen)))
+            return ret;
+    }
+    ctx->region_px = px;
+    write_descriptors(ctx);
+    return 0;
+}
+
+/* Makes sure the (host-visible) frame buffers hold the given bytes. */
+static int ensure_frame_buffers(ctsr_context *ctx, size_t in_bytes, size_t out_bytes, char *err,
+                                size_t errlen)
+{
+    int ret;
+    const VkDeviceSize limit = ctx->vk.props.limits.maxStorageBufferRange;
+    const size_t want[2] = {in_bytes, out_bytes};
+    for (int i = 0; i < 2; i++) {
+        ctsr_buffer *b = &ctx->buf[B_FRAME_IN + i];
+        if (b->buf && b->size >= want[i])
+            continue;
+        if (want[i] > limit) {
+            ctsr_seterr(err, errlen, "the frame needs a %zu-byte buffer, over the device's "
+                        "limit of %llu", want[i], (unsigned long long)limit);
+            return CTSR_E_INVALID;
+        }
+        ctsr_vk_buffer_destroy(&ctx->vk, b);
+        if ((ret = ctsr_vk_buffer_create(&ctx->vk, b, want[i], 1, err, errlen)))
+            return ret;
+        if (ctx->region_px)
+            write_descriptors(ctx);
+    }
+    return 0;
+}
+
+/* ---- tiling ---- */
+
+int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h)
+{
+    if (!ctx->model)
+        return 0;
+    const ctsr_config *c = &ctx->model->cfg;
+    const int win = c->window, P = ctx->overlap;
+    int t = ctx->opts.tile_size;
+    if (t <= 0) {
+        /* bytes per region pixel of the four tile tensors */
+        size_t bpp = (size_t)4 * ctx->act_bytes * (1 + 2 * c4(c->channels) + ctx->t1_c4);
+        size_t px = ctx->opts.memory_budget / bpp;
+        size_t lim = ctx->vk.props.limits.maxStorageBufferRange / ((size_t)4 * ctx->act_bytes * ctx->t1_c4);
+        size_t glim = (size_t)ctx->vk.props.limits.maxComputeWorkGroupCount[0] * ctx->wg;
+        if (px > lim)
+            px = lim;
+        if (px > glim)
+            px = glim;
+        int edge = (int)sqrt((double)px);
+        if ((size_t)w * h <= px && w <= edge * 4 && h <= edge * 4)
+            return w > h ? w : h; /* the whole frame fits: one tile */
+        t = edge - 2 * P;
+        t -= t % win;
+        if (t < win)
+            t = win;
+        return t;
+    }
+    t = cdiv(t, win) * win;
+    return t;
+}
+
+typedef struct tile {
+    int rx, ry, rw, rh; /* region in the frame */
+    int ix, iy, iw, ih; /* interior in the frame */
+} tile;
+
+static int tile_iter(const ctsr_context *ctx, int w, int h, int T, int index, tile *t)
+{
+    const int nx = cdiv(w, T), ny = cdiv(h, T), P = ctx->overlap;
+    if (index >= nx * ny)
+        return 0;
+    t->ix = (index % nx) * T;
+    t->iy = (index / nx) * T;
+    t->iw = t->ix + T < w ? T : w - t->ix;
+    t->ih = t->iy + T < h ? T : h - t->iy;
+    int x1 = t->ix + t->iw + P, y1 = t->iy + t->ih + P;
+    t->rx = t->ix - P > 0 ? t->ix - P : 0;
+    t->ry = t->iy - P > 0 ? t->iy - P : 0;
+    t->rw = (x1 < w ? x1 : w) - t->rx;
+    t->rh = (y1 < h ? y1 : h) - t->ry;
+    if (nx == 1 && ny == 1) { /* untiled: no context needed */
+        t->rx = t->ry = 0;
+        t->rw = w;
+        t->rh = h;
+    }
+    return 1;
+}
+
+static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
+{
+    VkCommandBuffer cmd = ctx->vk.cmd;
+    const int S = ctx->model->cfg.scale;
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    for (int i = 0; i < ctx->nd; i++) {
+        const dispatch *d = &ctx->d[i];
+        int32_t pc[16] = {t->rw, t->rh};
+        uint32_t gx = 1, gy = 1, gz = 1;
+        int pipe = d->pipe[0];
+        switch (d->kind) {
+        case K_UNPACK:
+            pipe = d->pipe[fmt];
+            pc[2] = t->rx;
+            pc[3] = t->ry;
+            pc[4] = frame_w;
+            gx = (uint32_t)cdiv(t->rw, ctx->wg);
+            gy = (uint32_t)t->rh;
+            break;
+        case K_CONV:
+            memcpy(pc + 2, d->pc, 3 * sizeof(int32_t));
+            gx = (uint32_t)cdiv(cdiv(t->rw, 4), ctx->wg_conv);
+            gy = (uint32_t)t->rh;
+            gz = (uint32_t)d->groups_z;
+            break;
+        case K_LN:
+            memcpy(pc + 2, d->pc, 2 * sizeof(int32_t));
+            gx = (uint32_t)cdiv(t->rw * t->rh, ctx->wg);
+            break;
+        case K_WATTN:
+            gx = (uint32_t)cdiv(t->rw * t->rh, ctx->wg);
+            break;
+        case K_OUTPUT:
+            pipe = d->pipe[fmt];
+            pc[2] = t->ix - t->rx;
+            pc[3] = t->iy - t->ry;
+            pc[4] = t->iw;
+            pc[5] = t->ih;
+            pc[6] = t->ix;
+            pc[7] = t->iy;
+            pc[8] = frame_w * S;
+            gx = (uint32_t)cdiv(t->iw * S, ctx->wg);
+            gy = (uint32_t)(t->ih * S);
+            break;
+        }
+        vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->pipes[pipe].pipe);
+        vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->vk.pipe_layout, 0, 1,
+                                &d->set, 0, NULL);
+        vkCmdPushConstants(cmd, ctx->vk.pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                           CTSR_PUSH_BYTES, pc);
+        vkCmdDispatch(cmd, gx, gy, gz);
+        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    }
+}
+
+/* Runs the network over a frame already in B_FRAME_IN; result in B_FRAME_OUT. */
+static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t errlen)
+{
+    int ret = 0;
+    const int T = ctsr_effective_tile_size(ctx, w, h);
+    tile t;
+    size_t px = 0;
+    for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
+        if ((size_t)t.rw * t.rh > px)
+            px = (size_t)t.rw * t.rh;
+    if ((ret = ensure_tile_buffers(ctx, px, err, errlen)))
+        return ret;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VK_CHECK(vkBeginCommandBuffer(ctx->vk.cmd, &bi));
+    for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
+        record_tile(ctx, &t, fmt, w);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(ctx->vk.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VK_CHECK(vkEndCommandBuffer(ctx->vk.cmd));
+    ret = ctsr_vk_submit_wait(&ctx->vk, err, errlen);
+fail:
+    return ret;
+}
+
+static int check_frame(ctsr_context *ctx, const void *in, int w, int h, const void *out,
+                       char *err, size_t errlen)
+{
+    if (!ctx->model) {
+        ctsr_seterr(err, errlen, "no model loaded");
+        return CTSR_E_NO_MODEL;
+    }
+    if (!in || !out || w <= 0 || h <= 0 || w > 16384 || h > 16384) {
+        ctsr_seterr(err, errlen, "invalid frame %dx%d (1..16384 pixels a side)", w, h);
+        return CTSR_E_INVALID;
+    }
+    return 0;
+}
+
+int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_t in_stride,
+                       uint8_t *out, size_t out_stride, char *err, size_t errlen)
+{
+    int ret = check_frame(ctx, in, w, h, out, err, errlen);
+    if (ret)
+        return ret;
+    const int S = ctx->model->cfg.scale;
+    if (in_stride < (size_t)w * 4 || out_stride < (size_t)w * S * 4) {
+        ctsr_seterr(err, errlen, "stride too small for a %d-pixel RGBA row", w);
+        return CTSR_E_INVALID;
+    }
+    if ((ret = ensure_frame_buffers(ctx, (size_t)w * h * 4, (size_t)w * h * S * S * 4, err,
+                                    errlen)))
+        return ret;
+    uint8_t *fin = ctx->buf[B_FRAME_IN].map;
+    for (int y = 0; y < h; y++)
+        memcpy(fin + (size_t)y * w * 4, in + y * in_stride, (size_t)w * 4);
+    if ((ret = run_frame(ctx, w, h, FMT_RGBA8, err, errlen)))
+        return ret;
+    const uint8_t *fout = ctx->buf[B_FRAME_OUT].map;
+    for (int y = 0; y < h * S; y++)
+        memcpy(out + y * out_stride, fout + (size_t)y * w * S * 4, (size_t)w * S * 4);
+    return 0;
+}
+
+int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float *out,
+                         char *err, size_t errlen)
+{
+    int ret = check_frame(ctx, in, w, h, out, err, errlen);
+    if (ret)
+        return ret;
+    const int S = ctx->model->cfg.scale;
+    if ((ret = ensure_frame_buffers(ctx, (size_t)w * h * 12, (size_t)w * h * S * S * 12, err,
+                                    errlen)))
+        return ret;
+    memcpy(ctx->buf[B_FRAME_IN].map, in, (size_t)w * h * 12);
+    if ((ret = run_frame(ctx, w, h, FMT_RGB_F32, err, errlen)))
+        return ret;
+    memcpy(out, ctx->buf[B_FRAME_OUT].map, (size_t)w * h * S * S * 12);
+    return 0;
+}
+
+/* ---- loading ---- */
+
+static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errlen)
+{
+    int ret;
+    release_model(ctx);
+    ctx->model = m;
+    const ctsr_config *c = &m->cfg;
+    int t1 = 3 * c->channels;
+    if (c->mlp_ratio * c->channels > t1)
+        t1 = c->mlp_ratio * c->channels;
+    if (3 * c->scale * c->scale > t1)
+        t1 = 3 * c->scale * c->scale;
+    ctx->t1_c4 = c4(t1);
+    ctx->overlap = network_overlap(c);
+    ctx->film_host = calloc((size_t)2 * c->channels * c->blocks, sizeof(float));
+    if (!ctx->film_host) {
+        ctsr_seterr(err, errlen, "out of memory");
+        ret = CTSR_E_NOMEM;
+        goto fail;
+    }
+    if ((ret = build_network(ctx, err, errlen)) || (ret = alloc_descriptors(ctx, err, errlen)))
+        goto fail;
+    ctsr_set_timestep(ctx, ctx->t);
+
+    /* warm-up: lavapipe compiles each pipeline at its first dispatch; run both formats on
+     * a small frame so that the first real frame is not slow */
+    {
+        const int wu = c->window + 3;
+        float *img = calloc((size_t)wu * wu * 3 * (1 + c->scale * c->scale), sizeof(float));
+        if (!img) {
+            ret = CTSR_E_NOMEM;
+            goto fail;
+        }
+        uint8_t *rgba = (uint8_t *)img;
+        ret = ctsr_process_rgb_f32(ctx, img, wu, wu, img + (size_t)wu * wu * 3, err, errlen);
+        if (!ret)
+            ret = ctsr_process_rgba8(ctx, rgba, wu, wu, (size_t)wu * 4,
+                                     (uint8_t *)(img + (size_t)wu * wu * 3),
+                                     (size_t)wu * c->scale * 4, err, errlen);
+        free(img);
+        if (ret)
+            goto fail;
+    }
+    return 0;
+fail:
+    release_model(ctx);
+    return ret;
+}
+
+int ctsr_load_model_file(ctsr_context *ctx, const char *path, char *err, size_t errlen)
+{
+    ctsr_model *m;
+    int ret = ctsr_model_load_file(path, &m, err, errlen);
+    return ret ? ret : finish_load(ctx, m, err, errlen);
+}
+
+int ctsr_load_model_memory(ctsr_context *ctx, const void *data, size_t size, char *err,
+                           size_t errlen)
+{
+    ctsr_model *m;
+    int ret = ctsr_model_load_memory(data, size, &m, err, errlen);
+    return ret ? ret : finish_load(ctx, m, err, errlen);
+}

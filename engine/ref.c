@@ -1,0 +1,249 @@
+/* libctsr: plain C reference of every operator of the student network (NHWC float).
+ * Straightforward loops that follow training/ctsr/student.py; the Vulkan shaders are
+ * tested against these, and these against the PyTorch golden vectors. */
+#include "model.h"
+
+#include "ctsr.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ctsr_ref_conv3x3(const float *in, int h, int w, const ctsr_layer *l, float *out)
+{
+    const int cin = l->cin, cout = l->cout;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            float *o = out + ((size_t)y * w + x) * cout;
+            for (int co = 0; co < cout; co++) {
+                float acc = l->b ? l->b[co] : 0.0f;
+                for (int ky = 0; ky < 3; ky++) {
+                    int sy = y + ky - 1;
+                    if (sy < 0 || sy >= h)
+                        continue; /* zero padding */
+                    for (int kx = 0; kx < 3; kx++) {
+                        int sx = x + kx - 1;
+                        if (sx < 0 || sx >= w)
+                            continue;
+                        const float *px = in + ((size_t)sy * w + sx) * cin;
+                        const float *wk = l->w + (size_t)co * cin * 9 + ky * 3 + kx;
+                        for (int ci = 0; ci < cin; ci++)
+                            acc += wk[(size_t)ci * 9] * px[ci];
+                    }
+                }
+                o[co] = acc;
+            }
+        }
+    }
+}
+
+void ctsr_ref_conv1x1(const float *in, int h, int w, const ctsr_layer *l, float *out)
+{
+    const int cin = l->cin, cout = l->cout;
+    const size_t n = (size_t)h * w;
+    for (size_t p = 0; p < n; p++) {
+        const float *px = in + p * cin;
+        float *o = out + p * cout;
+        for (int co = 0; co < cout; co++) {
+            const float *wr = l->w + (size_t)co * cin;
+            float acc = l->b ? l->b[co] : 0.0f;
+            for (int ci = 0; ci < cin; ci++)
+                acc += wr[ci] * px[ci];
+            o[co] = acc;
+        }
+    }
+}
+
+void ctsr_ref_act(float *x, size_t n, int act)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        switch (act) {
+        case CTSR_ACT_RELU:
+            v = v > 0.0f ? v : 0.0f;
+            break;
+        case CTSR_ACT_LRELU:
+            v = v > 0.0f ? v : v * CTSR_LRELU_SLOPE;
+            break;
+        case CTSR_ACT_SILU:
+            v = v / (1.0f + expf(-v));
+            break;
+        case CTSR_ACT_GELU: /* tanh approximation */
+            v = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+            break;
+        default:
+            break;
+        }
+        x[i] = v;
+    }
+}
+
+void ctsr_ref_layernorm(const float *in, int h, int w, int c, const float *g, const float *b,
+                        float *out)
+{
+    const size_t n = (size_t)h * w;
+    for (size_t p = 0; p < n; p++) {
+        const float *px = in + p * c;
+        float *o = out + p * c;
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < c; i++)
+            mean += px[i];
+        mean /= c;
+        for (int i = 0; i < c; i++) {
+            double d = px[i] - mean;
+            var += d * d;
+        }
+        var /= c; /* biased */
+        double rstd = 1.0 / sqrt(var + (double)CTSR_LN_EPS);
+        for (int i = 0; i < c; i++)
+            o[i] = (float)((px[i] - mean) * rstd) * g[i] + b[i];
+    }
+}
+
+void ctsr_ref_window_attn(const float *qkv, int h, int w, int c, int heads, int win,
+                          float *out)
+{
+    const int d = c / heads, c3 = 3 * c;
+    const float scale = 1.0f / sqrtf((float)d);
+    float stack_p[16 * 16];
+    float *p = win <= 16 ? stack_p : malloc((size_t)win * win * sizeof *p);
+    if (!p)
+        return;
+    for (int y = 0; y < h; y++) {
+        /* the pixel's cell, clipped to the image (cells at the right/bottom edge shrink) */
+        int y0 = y / win * win, y1 = y0 + win < h ? y0 + win : h;
+        for (int x = 0; x < w; x++) {
+            int x0 = x / win * win, x1 = x0 + win < w ? x0 + win : w;
+            const float *q = qkv + ((size_t)y * w + x) * c3;
+            float *o = out + ((size_t)y * w + x) * c;
+            for (int hd = 0; hd < heads; hd++) {
+                const int off = hd * d;
+                float mx = -INFINITY;
+                int n = 0;
+                for (int ky = y0; ky < y1; ky++)
+                    for (int kx = x0; kx < x1; kx++) {
+                        const float *k = qkv + ((size_t)ky * w + kx) * c3 + c;
+                        float s = 0.0f;
+                        for (int i = 0; i < d; i++)
+                            s += q[off + i] * k[off + i];
+                        s *= scale;
+                        p[n++] = s;
+                        if (s > mx)
+                            mx = s;
+                    }
+                float sum = 0.0f;
+                for (int i = 0; i < n; i++) {
+                    p[i] = expf(p[i] - mx);
+                    sum += p[i];
+                }
+                for (int i = 0; i < d; i++)
+                    o[off + i] = 0.0f;
+                n = 0;
+                for (int ky = y0; ky < y1; ky++)
+                    for (int kx = x0; kx < x1; kx++) {
+                        const float *v = qkv + ((size_t)ky * w + kx) * c3 + 2 * c;
+                        float a = p[n++] / sum;
+                        for (int i = 0; i < d; i++)
+                            o[off + i] += a * v[off + i];
+                    }
+            }
+        }
+    }
+    if (p != stack_p)
+        free(p);
+}
+
+void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w, int s,
+                               float *out)
+{
+    const int oh = h * s, ow = w * s, ct = 3 * s * s;
+    /* F.interpolate(scale_factor=s, bilinear, align_corners=False): the source coordinate
+     * uses 1/s as the scale */
+    const float inv = (float)(1.0 / s);
+    for (int oy = 0; oy < oh; oy++) {
+        float sy = inv * ((float)oy + 0.5f) - 0.5f;
+        if (sy < 0.0f)
+            sy = 0.0f;
+        int y0 = (int)sy;
+        int y1 = y0 + 1 < h ? y0 + 1 : h - 1;
+        float ly1 = sy - (float)y0, ly0 = 1.0f - ly1;
+        for (int ox = 0; ox < ow; ox++) {
+            float sx = inv * ((float)ox + 0.5f) - 0.5f;
+            if (sx < 0.0f)
+                sx = 0.0f;
+            int x0 = (int)sx;
+            int x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+            float lx1 = sx - (float)x0, lx0 = 1.0f - lx1;
+            /* pixel shuffle: out[c][y*s+i][x*s+j] = tail[c*s*s + i*s + j][y][x] */
+            int y = oy / s, i = oy % s, x = ox / s, j = ox % s;
+            const float *tp = tail + ((size_t)y * w + x) * ct;
+            for (int c = 0; c < 3; c++) {
+                float up = ly0 * (lx0 * img[((size_t)y0 * w + x0) * 3 + c] +
+                                  lx1 * img[((size_t)y0 * w + x1) * 3 + c]) +
+                           ly1 * (lx0 * img[((size_t)y1 * w + x0) * 3 + c] +
+                                  lx1 * img[((size_t)y1 * w + x1) * 3 + c]);
+                float v = tp[c * s * s + i * s + j] + up;
+                v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                out[((size_t)oy * ow + ox) * 3 + c] = v;
+            }
+        }
+    }
+}
+
+int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int w, float *out)
+{
+    const ctsr_config *cfg = &m->cfg;
+    const int C = cfg->channels, s = cfg->scale, hC = cfg->mlp_ratio * C;
+    if (h <= 0 || w <= 0 || (size_t)h > SIZE_MAX / (size_t)w)
+        return CTSR_E_INVALID;
+    const size_t np = (size_t)h * w;
+    int widest = 3 * C;
+    if (hC > widest)
+        widest = hC;
+    if (3 * s * s > widest)
+        widest = 3 * s * s;
+    if (np > SIZE_MAX / sizeof(float) / (size_t)widest)
+        return CTSR_E_NOMEM;
+
+    float *film = malloc((size_t)cfg->blocks * 2 * C * sizeof *film);
+    float *x = malloc(np * C * sizeof *x);
+    float *t1 = malloc(np * widest * sizeof *t1);
+    float *t2 = malloc(np * widest * sizeof *t2);
+    if (!film || !x || !t1 || !t2) {
+        free(film), free(x), free(t1), free(t2);
+        return CTSR_E_NOMEM;
+    }
+    ctsr_model_film(m, t, film);
+
+    ctsr_ref_conv3x3(img, h, w, &m->head, x);
+    for (int bi = 0; bi < cfg->blocks; bi++) {
+        const ctsr_block *b = &m->blocks[bi];
+        const float *g = film + (size_t)bi * 2 * C, *be = g + C;
+        ctsr_ref_conv3x3(x, h, w, &b->conv1, t1);
+        ctsr_ref_act(t1, np * C, cfg->act);
+        ctsr_ref_conv3x3(t1, h, w, &b->conv2, t2);
+        for (size_t p = 0; p < np; p++)
+            for (int c = 0; c < C; c++)
+                x[p * C + c] = x[p * C + c] + t2[p * C + c] * (1.0f + g[c]) + be[c];
+        if (!b->has_attn)
+            continue;
+        /* x = x + proj(wattn(qkv(ln1(x)))) */
+        ctsr_ref_layernorm(x, h, w, C, b->ln1_w, b->ln1_b, t2);
+        ctsr_ref_conv1x1(t2, h, w, &b->qkv, t1);
+        ctsr_ref_window_attn(t1, h, w, C, cfg->heads, cfg->window, t2);
+        ctsr_ref_conv1x1(t2, h, w, &b->proj, t1);
+        for (size_t i = 0; i < np * C; i++)
+            x[i] += t1[i];
+        /* x = x + mlp2(gelu(mlp1(ln2(x)))) */
+        ctsr_ref_layernorm(x, h, w, C, b->ln2_w, b->ln2_b, t2);
+        ctsr_ref_conv1x1(t2, h, w, &b->mlp1, t1);
+        ctsr_ref_act(t1, np * hC, CTSR_ACT_GELU);
+        ctsr_ref_conv1x1(t1, h, w, &b->mlp2, t2);
+        for (size_t i = 0; i < np * C; i++)
+            x[i] += t2[i];
+    }
+    ctsr_ref_conv3x3(x, h, w, &m->tail, t1);
+    ctsr_ref_shuffle_residual(t1, img, h, w, s, out);
+    free(film), free(x), free(t1), free(t2);
+    return 0;
+}

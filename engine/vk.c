@@ -1,0 +1,454 @@
+/* libctsr: Vulkan instance, device, buffers and compute pipelines. */
+#include "vk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const char *ctsr_vk_result_str(VkResult r)
+{
+    switch (r) {
+#define CASE(x) case x: return #x
+    CASE(VK_SUCCESS);
+    CASE(VK_NOT_READY);
+    CASE(VK_TIMEOUT);
+    CASE(VK_INCOMPLETE);
+    CASE(VK_ERROR_OUT_OF_HOST_MEMORY);
+    CASE(VK_ERROR_OUT_OF_DEVICE_MEMORY);
+    CASE(VK_ERROR_INITIALIZATION_FAILED);
+    CASE(VK_ERROR_DEVICE_LOST);
+    CASE(VK_ERROR_MEMORY_MAP_FAILED);
+    CASE(VK_ERROR_LAYER_NOT_PRESENT);
+    CASE(VK_ERROR_EXTENSION_NOT_PRESENT);
+    CASE(VK_ERROR_FEATURE_NOT_PRESENT);
+    CASE(VK_ERROR_INCOMPATIBLE_DRIVER);
+    CASE(VK_ERROR_TOO_MANY_OBJECTS);
+    CASE(VK_ERROR_FORMAT_NOT_SUPPORTED);
+    CASE(VK_ERROR_FRAGMENTED_POOL);
+    CASE(VK_ERROR_OUT_OF_POOL_MEMORY);
+#undef CASE
+    default:
+        return "VkResult error";
+    }
+}
+
+static int device_rank(const VkPhysicalDeviceProperties *p)
+{
+    switch (p->deviceType) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static int compute_queue_family(VkPhysicalDevice phys, uint32_t *family)
+{
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(phys, &n, NULL);
+    VkQueueFamilyProperties *q = calloc(n ? n : 1, sizeof *q);
+    if (!q)
+        return 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(phys, &n, q);
+    int found = 0;
+    /* prefer a compute queue without graphics (async compute), else any compute queue */
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (uint32_t i = 0; i < n && !found; i++)
+            if ((q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) &&
+                (pass == 1 || !(q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT))) {
+                *family = i;
+                found = 1;
+            }
+    free(q);
+    return found;
+}
+
+static int create_instance(VkInstance *inst, int validation, char *err, size_t errlen)
+{
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "libctsr",
+        .pEngineName = "libctsr",
+        .apiVersion = VK_API_VERSION_1_1,
+    };
+    const char *layer = "VK_LAYER_KHRONOS_validation";
+    int use_layer = 0;
+    if (validation) {
+        uint32_t n = 0;
+        vkEnumerateInstanceLayerProperties(&n, NULL);
+        VkLayerProperties *lp = calloc(n ? n : 1, sizeof *lp);
+        if (lp && vkEnumerateInstanceLayerProperties(&n, lp) == VK_SUCCESS)
+            for (uint32_t i = 0; i < n; i++)
+                use_layer |= !strcmp(lp[i].layerName, layer);
+        free(lp);
+    }
+    VkInstanceCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = use_layer ? 1 : 0,
+        .ppEnabledLayerNames = use_layer ? &layer : NULL,
+    };
+    VkResult r = vkCreateInstance(&ci, NULL, inst);
+    if (r != VK_SUCCESS) {
+        ctsr_seterr(err, errlen,
+                    "no Vulkan instance (%s): is a Vulkan driver installed? On a machine "
+                    "without a GPU install Mesa's lavapipe (mesa-vulkan-drivers)",
+                    ctsr_vk_result_str(r));
+        return CTSR_E_NO_DEVICE;
+    }
+    return 0;
+}
+
+int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen)
+{
+    VkInstance inst;
+    int ret = create_instance(&inst, 0, err, errlen);
+    if (ret)
+        return ret;
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(inst, &n, NULL);
+    VkPhysicalDevice *devs = calloc(n ? n : 1, sizeof *devs);
+    if (!devs) {
+        vkDestroyInstance(inst, NULL);
+        return CTSR_E_NOMEM;
+    }
+    vkEnumeratePhysicalDevices(inst, &n, devs);
+    for (uint32_t i = 0; i < n && (int)i < max; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(devs[i], &p);
+        snprintf(names[i], 256, "%s", p.deviceName);
+    }
+    free(devs);
+    vkDestroyInstance(inst, NULL);
+    return (int)n;
+}
+
+int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_t errlen)
+{
+    int ret = 0;
+    VkPhysicalDevice *devs = NULL;
+    memset(vk, 0, sizeof *vk);
+    if ((ret = create_instance(&vk->instance, validation, err, errlen)))
+        return ret;
+
+    uint32_t n = 0;
+    VK_CHECK(vkEnumeratePhysicalDevices(vk->instance, &n, NULL));
+    if (n == 0) {
+        ctsr_seterr(err, errlen, "no Vulkan device found: install a GPU driver, or Mesa's "
+                                 "lavapipe (mesa-vulkan-drivers) to run on the CPU");
+        ret = CTSR_E_NO_DEVICE;
+        goto fail;
+    }
+    devs = calloc(n, sizeof *devs);
+    if (!devs) {
+        ret = CTSR_E_NOMEM;
+        goto fail;
+    }
+    VK_CHECK(vkEnumeratePhysicalDevices(vk->instance, &n, devs));
+    if (device_index >= 0) {
+        if ((uint32_t)device_index >= n) {
+            ctsr_seterr(err, errlen, "Vulkan device %d requested but only %u present",
+                        device_index, n);
+            ret = CTSR_E_NO_DEVICE;
+            goto fail;
+        }
+        if (!compute_queue_family(devs[device_index], &vk->queue_family)) {
+            ctsr_seterr(err, errlen, "Vulkan device %d has no compute queue", device_index);
+            ret = CTSR_E_NO_DEVICE;
+            goto fail;
+        }
+        vk->phys = devs[device_index];
+    } else {
+        int best = -1;
+        for (uint32_t i = 0; i < n; i++) {
+            VkPhysicalDeviceProperties p;
+            uint32_t fam;
+            vkGetPhysicalDeviceProperties(devs[i], &p);
+            if (p.apiVersion < VK_API_VERSION_1_1 || !compute_queue_family(devs[i], &fam))
+                continue;
+            if (device_rank(&p) > best) {
+                best = device_rank(&p);
+                vk->phys = devs[i];
+                vk->queue_family = fam;
+            }
+        }
+        if (best < 0) {
+            ctsr_seterr(err, errlen, "none of the %u Vulkan devices supports Vulkan 1.1 compute", n);
+            ret = CTSR_E_NO_DEVICE;
+            goto fail;
+        }
+    }
+    vkGetPhysicalDeviceProperties(vk->phys, &vk->props);
+    vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->mem_props);
+    vk->is_cpu = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+
+    VkPhysicalDeviceSubgroupProperties sg = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(vk->phys, &p2);
+    vk->subgroup_size = sg.subgroupSize;
+    vk->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                           (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+                           sg.subgroupSize >= 8 && sg.subgroupSize % 8 == 0;
+
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f16};
+    VkPhysicalDeviceFeatures2 feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                      .pNext = &s16};
+    int has_f16_ext = 0;
+    {
+        uint32_t ne = 0;
+        vkEnumerateDeviceExtensionProperties(vk->phys, NULL, &ne, NULL);
+        VkExtensionProperties *ext = calloc(ne ? ne : 1, sizeof *ext);
+        if (ext && vkEnumerateDeviceExtensionProperties(vk->phys, NULL, &ne, ext) == VK_SUCCESS)
+            for (uint32_t i = 0; i < ne; i++)
+                has_f16_ext |= !strcmp(ext[i].extensionName,
+                                       VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+        free(ext);
+    }
+    if (!has_f16_ext && vk->props.apiVersion < VK_API_VERSION_1_2)
+        s16.pNext = NULL;
+    vkGetPhysicalDeviceFeatures2(vk->phys, &feat);
+    vk->fp16_storage = s16.storageBuffer16BitAccess && s16.pNext && f16.shaderFloat16;
+
+    /* enable exactly what we use */
+    VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+        .shaderFloat16 = VK_TRUE};
+    VkPhysicalDevice16BitStorageFeatures s16_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .pNext = &f16_on, .storageBuffer16BitAccess = VK_TRUE};
+    const char *exts[1];
+    uint32_t next = 0;
+    if (vk->fp16_storage && vk->props.apiVersion < VK_API_VERSION_1_2)
+        exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                   .queueFamilyIndex = vk->queue_family,
+                                   .queueCount = 1,
+                                   .pQueuePriorities = &prio};
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                              .pNext = vk->fp16_storage ? &s16_on : NULL,
+                              .queueCreateInfoCount = 1,
+                              .pQueueCreateInfos = &qci,
+                              .enabledExtensionCount = next,
+                              .ppEnabledExtensionNames = exts};
+    VK_CHECK(vkCreateDevice(vk->phys, &dci, NULL, &vk->dev));
+    vkGetDeviceQueue(vk->dev, vk->queue_family, 0, &vk->queue);
+
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = vk->queue_family};
+    VK_CHECK(vkCreateCommandPool(vk->dev, &pci, NULL, &vk->cmd_pool));
+    VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = vk->cmd_pool,
+                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = 1};
+    VK_CHECK(vkAllocateCommandBuffers(vk->dev, &cai, &vk->cmd));
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VK_CHECK(vkCreateFence(vk->dev, &fci, NULL, &vk->fence));
+
+    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS];
+    for (int i = 0; i < CTSR_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
+                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorCount = 1,
+                                              .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo dl = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .bindingCount = CTSR_BINDINGS,
+        .pBindings = b};
+    VK_CHECK(vkCreateDescriptorSetLayout(vk->dev, &dl, NULL, &vk->set_layout));
+    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+                               .size = CTSR_PUSH_BYTES};
+    VkPipelineLayoutCreateInfo pl = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                     .setLayoutCount = 1,
+                                     .pSetLayouts = &vk->set_layout,
+                                     .pushConstantRangeCount = 1,
+                                     .pPushConstantRanges = &pcr};
+    VK_CHECK(vkCreatePipelineLayout(vk->dev, &pl, NULL, &vk->pipe_layout));
+    free(devs);
+    return 0;
+
+fail:
+    free(devs);
+    ctsr_vk_destroy(vk);
+    return ret;
+}
+
+void ctsr_vk_destroy(ctsr_vk *vk)
+{
+    if (vk->dev) {
+        vkDeviceWaitIdle(vk->dev);
+        if (vk->pipe_layout)
+            vkDestroyPipelineLayout(vk->dev, vk->pipe_layout, NULL);
+        if (vk->set_layout)
+            vkDestroyDescriptorSetLayout(vk->dev, vk->set_layout, NULL);
+        if (vk->fence)
+            vkDestroyFence(vk->dev, vk->fence, NULL);
+        if (vk->cmd_pool)
+            vkDestroyCommandPool(vk->dev, vk->cmd_pool, NULL);
+        vkDestroyDevice(vk->dev, NULL);
+    }
+    if (vk->instance)
+        vkDestroyInstance(vk->instance, NULL);
+    memset(vk, 0, sizeof *vk);
+}
+
+static int find_memory(const ctsr_vk *vk, uint32_t bits, VkMemoryPropertyFlags want,
+                       VkMemoryPropertyFlags prefer)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        VkMemoryPropertyFlags f = pass ? want : want | prefer;
+        for (uint32_t i = 0; i < vk->mem_props.memoryTypeCount; i++)
+            if ((bits & (1u << i)) && (vk->mem_props.memoryTypes[i].propertyFlags & f) == f)
+                return (int)i;
+    }
+    return -1;
+}
+
+int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int host_visible,
+                          char *err, size_t errlen)
+{
+    int ret = 0;
+    memset(b, 0, sizeof *b);
+    if (size == 0)
+        size = 16;
+    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                              .size = size,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VK_CHECK(vkCreateBuffer(vk->dev, &bci, NULL, &b->buf));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
+    int type = host_visible
+                   ? find_memory(vk, req.memoryTypeBits,
+                                 VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                     VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                 VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
+                   : find_memory(vk, req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (type < 0) {
+        ctsr_seterr(err, errlen, "no suitable Vulkan memory type for a %llu-byte buffer",
+                    (unsigned long long)size);
+        ret = CTSR_E_NOMEM;
+        goto fail;
+    }
+    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                .allocationSize = req.size,
+                                .memoryTypeIndex = (uint32_t)type};
+    VK_CHECK(vkAllocateMemory(vk->dev, &mai, NULL, &b->mem));
+    VK_CHECK(vkBindBufferMemory(vk->dev, b->buf, b->mem, 0));
+    if (vk->mem_props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+        VK_CHECK(vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    b->size = size;
+    vk->bytes_allocated += req.size;
+    return 0;
+fail:
+    ctsr_vk_buffer_destroy(vk, b);
+    return ret;
+}
+
+void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b)
+{
+    if (b->mem) {
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
+        if (b->size)
+            vk->bytes_allocated -= req.size;
+        if (b->map)
+            vkUnmapMemory(vk->dev, b->mem);
+    }
+    if (b->buf)
+        vkDestroyBuffer(vk->dev, b->buf, NULL);
+    if (b->mem)
+        vkFreeMemory(vk->dev, b->mem, NULL);
+    memset(b, 0, sizeof *b);
+}
+
+int ctsr_vk_submit_wait(ctsr_vk *vk, char *err, size_t errlen)
+{
+    int ret = 0;
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                       .commandBufferCount = 1,
+                       .pCommandBuffers = &vk->cmd};
+    VK_CHECK(vkResetFences(vk->dev, 1, &vk->fence));
+    VK_CHECK(vkQueueSubmit(vk->queue, 1, &si, vk->fence));
+    VK_CHECK(vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, UINT64_MAX));
+fail:
+    return ret;
+}
+
+int ctsr_vk_upload(ctsr_vk *vk, ctsr_buffer *b, const void *data, VkDeviceSize size,
+                   char *err, size_t errlen)
+{
+    int ret = 0;
+    if (b->map) {
+        memcpy(b->map, data, size);
+        return 0;
+    }
+    ctsr_buffer staging;
+    if ((ret = ctsr_vk_buffer_create(vk, &staging, size, 1, err, errlen)))
+        return ret;
+    memcpy(staging.map, data, size);
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VK_CHECK(vkBeginCommandBuffer(vk->cmd, &bi));
+    VkBufferCopy region = {.size = size};
+    vkCmdCopyBuffer(vk->cmd, staging.buf, b->buf, 1, &region);
+    VK_CHECK(vkEndCommandBuffer(vk->cmd));
+    ret = ctsr_vk_submit_wait(vk, err, errlen);
+fail:
+    ctsr_vk_buffer_destroy(vk, &staging);
+    return ret;
+}
+
+int ctsr_vk_pipeline(ctsr_vk *vk, const uint32_t *spv, size_t spv_bytes, const int32_t *spec,
+                     int nspec, VkPipeline *out, char *err, size_t errlen)
+{
+    int ret = 0;
+    VkShaderModule mod = VK_NULL_HANDLE;
+    VkSpecializationMapEntry map[16];
+    if (nspec > 16)
+        nspec = 16;
+    for (int i = 0; i < nspec; i++)
+        map[i] = (VkSpecializationMapEntry){.constantID = (uint32_t)i,
+                                            .offset = (uint32_t)(i * 4),
+                                            .size = 4};
+    VkSpecializationInfo si = {.mapEntryCount = (uint32_t)nspec,
+                               .pMapEntries = map,
+                               .dataSize = (size_t)nspec * 4,
+                               .pData = spec};
+    VkShaderModuleCreateInfo mci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                    .codeSize = spv_bytes,
+                                    .pCode = spv};
+    VK_CHECK(vkCreateShaderModule(vk->dev, &mci, NULL, &mod));
+    VkComputePipelineCreateInfo cpi = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = mod,
+                  .pName = "main",
+                  .pSpecializationInfo = &si},
+        .layout = vk->pipe_layout};
+    VK_CHECK(vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &cpi, NULL, out));
+fail:
+    if (mod)
+        vkDestroyShaderModule(vk->dev, mod, NULL);
+    return ret;
+}

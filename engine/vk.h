@@ -1,0 +1,80 @@
+/* libctsr internal: a thin layer over Vulkan (device, buffers, compute pipelines). */
+#ifndef CTSR_VK_H
+#define CTSR_VK_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <vulkan/vulkan.h>
+
+#include "ctsr.h"
+
+/* Writes a formatted message into err (when err && errlen). */
+void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *ctsr_vk_result_str(VkResult r);
+
+/* Turns a failing VkResult into a message and a jump to `fail` with ret = CTSR_E_VULKAN
+ * (or CTSR_E_NOMEM for out-of-memory results). Needs `int ret`, `err`, `errlen` in scope. */
+#define VK_CHECK(call)                                                                         \
+    do {                                                                                       \
+        VkResult vkr_ = (call);                                                                \
+        if (vkr_ != VK_SUCCESS) {                                                              \
+            ctsr_seterr(err, errlen, "%s failed: %s", #call, ctsr_vk_result_str(vkr_));        \
+            ret = (vkr_ == VK_ERROR_OUT_OF_HOST_MEMORY || vkr_ == VK_ERROR_OUT_OF_DEVICE_MEMORY) \
+                      ? CTSR_E_NOMEM                                                           \
+                      : CTSR_E_VULKAN;                                                         \
+            goto fail;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+typedef struct ctsr_buffer {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize size;
+    void *map; /* non-NULL when host visible (persistently mapped) */
+} ctsr_buffer;
+
+/* All storage buffers of a dispatch: binding 0..3 (see shaders/). */
+#define CTSR_BINDINGS 4
+#define CTSR_PUSH_BYTES 64
+
+typedef struct ctsr_vk {
+    VkInstance instance;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool cmd_pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout pipe_layout;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties mem_props;
+    uint32_t subgroup_size;
+    int subgroup_shuffle; /* shuffle supported in compute with size >= 8, multiple of 8 */
+    int fp16_storage;     /* storageBuffer16BitAccess + shaderFloat16 */
+    int is_cpu;
+    size_t bytes_allocated;
+} ctsr_vk;
+
+int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_t errlen);
+void ctsr_vk_destroy(ctsr_vk *vk);
+
+/* host_visible: 1 = must be mappable (and coherent), 0 = device local preferred. */
+int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int host_visible,
+                          char *err, size_t errlen);
+void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b);
+/* Copies host data into a buffer (mapped write, or a staging copy for device-local memory). */
+int ctsr_vk_upload(ctsr_vk *vk, ctsr_buffer *b, const void *data, VkDeviceSize size,
+                   char *err, size_t errlen);
+
+/* Compute pipeline from SPIR-V and int32 specialization constants 0..nspec-1. */
+int ctsr_vk_pipeline(ctsr_vk *vk, const uint32_t *spv, size_t spv_bytes, const int32_t *spec,
+                     int nspec, VkPipeline *out, char *err, size_t errlen);
+
+/* Submits the recorded command buffer and waits for it. */
+int ctsr_vk_submit_wait(ctsr_vk *vk, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+"""CTSR training package: student network, safetensors I/O, export, golden vectors."""
