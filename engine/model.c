@@ -312,7 +312,7 @@ double ctsr_config_macs_per_pixel(const ctsr_config *cfg)
     double per_attn = 3 * c * c + c * c + 2 * c * hid + 2 * w * w * c;
     int n_attn = 0;
     for (int b = 0; b < cfg->blocks && b < CTSR_MAX_BLOCKS; b++)
-        n_attn += (cfg->attn_mask >> b) & 1;
+        n_attn += (int)((cfg->attn_mask >> (unsigned)b) & 1u);
     return m + n_attn * per_attn;
 }
 

@@ -16,9 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctsr.h"
-#include "model.h"
-#include "vk.h"
+#include "internal.h"
 
 #include "conv_f16.spv.h"
 #include "conv_f32.spv.h"
@@ -31,54 +29,8 @@
 #include "wattn_f16.spv.h"
 #include "wattn_f32.spv.h"
 
-enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
-enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
-enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1 };
 
-#define MAX_PIPES 48
-#define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
-#define DEFAULT_BUDGET ((size_t)256 << 20)
-
-typedef struct pipe_entry {
-    int kind;
-    int32_t spec[8];
-    VkPipeline pipe;
-} pipe_entry;
-
-typedef struct dispatch {
-    int kind;
-    int pipe[2]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
-    int bind[CTSR_BINDINGS];
-    int32_t pc[8]; /* kind-specific push constants after width/height */
-    int groups_z;
-    VkDescriptorSet set;
-} dispatch;
-
-struct ctsr_context {
-    ctsr_options opts;
-    ctsr_vk vk;
-    char device_name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
-    ctsr_model *model;
-    float t;
-    float *film_host;
-    int fp16;
-    int act_bytes;
-    int wg_conv, wg;
-    ctsr_buffer buf[B_COUNT];
-    size_t region_px; /* pixels the tile buffers hold */
-    int t1_c4;        /* channels/4 of T1 */
-    pipe_entry pipes[MAX_PIPES];
-    int npipes;
-    dispatch d[MAX_DISPATCH];
-    int nd;
-    VkDescriptorPool dpool;
-    int overlap;
-};
-
-static const struct {
-    const uint32_t *spv32, *spv16;
-    size_t size32, size16;
-} shaders[K_COUNT] = {
+const ctsr_shader_code ctsr_shaders[K_COUNT] = {
     [K_UNPACK] = {ctsr_spv_unpack_f32, ctsr_spv_unpack_f16, sizeof ctsr_spv_unpack_f32,
                   sizeof ctsr_spv_unpack_f16},
     [K_CONV] = {ctsr_spv_conv_f32, ctsr_spv_conv_f16, sizeof ctsr_spv_conv_f32,
@@ -90,9 +42,6 @@ static const struct {
     [K_OUTPUT] = {ctsr_spv_output_f32, ctsr_spv_output_f16, sizeof ctsr_spv_output_f32,
                   sizeof ctsr_spv_output_f16},
 };
-
-static int c4(int c) { return (c + 3) / 4; }
-static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 const char *ctsr_strerror(int code)
 {
@@ -230,11 +179,6 @@ int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errle
 
 /* ---- model -> weights buffer and dispatch list ---- */
 
-typedef struct wpack {
-    float *w;
-    size_t n, cap;
-} wpack;
-
 static int wpack_reserve(wpack *p, size_t n)
 {
     n = (n + 3) & ~(size_t)3; /* keep every block 16-byte aligned */
@@ -255,7 +199,7 @@ static int wpack_reserve(wpack *p, size_t n)
 }
 
 /* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic padded to 4][8]; bias padded to 8 */
-static int pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
+int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
 {
     const int cin4 = c4(l->cin), ocg = cdiv(l->cout, 8), k = l->k;
     int wo = wpack_reserve(p, (size_t)ocg * k * k * cin4 * 4 * 8);
@@ -299,9 +243,9 @@ static int get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec,
     pipe_entry *e = &ctx->pipes[ctx->npipes];
     e->kind = kind;
     memcpy(e->spec, s, sizeof s);
-    int ret = ctx->fp16 ? ctsr_vk_pipeline(&ctx->vk, shaders[kind].spv16, shaders[kind].size16,
+    int ret = ctx->fp16 ? ctsr_vk_pipeline(&ctx->vk, ctsr_shaders[kind].spv16, ctsr_shaders[kind].size16,
                                            s, nspec, &e->pipe, err, errlen)
-                        : ctsr_vk_pipeline(&ctx->vk, shaders[kind].spv32, shaders[kind].size32,
+                        : ctsr_vk_pipeline(&ctx->vk, ctsr_shaders[kind].spv32, ctsr_shaders[kind].size32,
                                            s, nspec, &e->pipe, err, errlen);
     if (ret)
         return ret;
@@ -324,7 +268,7 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
                     int mode, int film_off, char *err, size_t errlen)
 {
     int woff, boff;
-    if (pack_conv(p, l, &woff, &boff)) {
+    if (ctsr_pack_conv(p, l, &woff, &boff)) {
         ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
     }

@@ -1,0 +1,71 @@
+/* libctsr internal: the context and what net.c shares with ops.c. */
+#ifndef CTSR_INTERNAL_H
+#define CTSR_INTERNAL_H
+
+#include "ctsr.h"
+#include "model.h"
+#include "vk.h"
+
+enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
+enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
+enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1 };
+
+#define MAX_PIPES 48
+#define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
+#define DEFAULT_BUDGET ((size_t)256 << 20)
+
+typedef struct pipe_entry {
+    int kind;
+    int32_t spec[8];
+    VkPipeline pipe;
+} pipe_entry;
+
+typedef struct dispatch {
+    int kind;
+    int pipe[2]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
+    int bind[CTSR_BINDINGS];
+    int32_t pc[8]; /* kind-specific push constants after width/height */
+    int groups_z;
+    VkDescriptorSet set;
+} dispatch;
+
+struct ctsr_context {
+    ctsr_options opts;
+    ctsr_vk vk;
+    char device_name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    ctsr_model *model;
+    float t;
+    float *film_host;
+    int fp16;
+    int act_bytes;
+    int wg_conv, wg;
+    ctsr_buffer buf[B_COUNT];
+    size_t region_px; /* pixels the tile buffers hold */
+    int t1_c4;        /* channels/4 of T1 */
+    pipe_entry pipes[MAX_PIPES];
+    int npipes;
+    dispatch d[MAX_DISPATCH];
+    int nd;
+    VkDescriptorPool dpool;
+    int overlap;
+};
+
+
+typedef struct ctsr_shader_code {
+    const uint32_t *spv32, *spv16;
+    size_t size32, size16;
+} ctsr_shader_code;
+extern const ctsr_shader_code ctsr_shaders[K_COUNT];
+
+static inline int c4(int c) { return (c + 3) / 4; }
+static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+/* Growing float array of packed weights; blocks are 16-byte aligned. */
+typedef struct wpack {
+    float *w;
+    size_t n, cap;
+} wpack;
+/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic padded to 4][8]; bias padded to 8 */
+int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff);
+
+#endif
