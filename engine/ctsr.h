@@ -15,6 +15,9 @@
  * into err (NUL-terminated whenever errlen > 0). A context is not thread-safe: use it from
  * one thread at a time; ctsr_set_timestep only touches host memory and may be called
  * between frames at no cost.
+ *
+ * Environment: CTSR_NO_SUBGROUP_SHUFFLE=1 makes the convolutions use the variant without
+ * subgroup shuffles (what devices with subgroups narrower than 8 get); for testing.
  */
 #ifndef CTSR_H
 #define CTSR_H
@@ -95,6 +98,21 @@ int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_
 /* Float RGB, interleaved [h][w][3] in [0, 1], tightly packed (the layout the tests use). */
 int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float *out,
                          char *err, size_t errlen);
+
+/* Per-operator device time of the last frame, from Vulkan timestamps (profiling on). */
+typedef struct ctsr_profile {
+    double total_ms;     /* first to last dispatch */
+    double conv_ms;      /* 3x3 and 1x1 convolutions */
+    double attn_ms;      /* window attention */
+    double norm_ms;      /* LayerNorm */
+    double io_ms;        /* unpack and shuffle + residual + pack */
+    double conv_macs;    /* multiply-accumulates the convolutions did (tile overlap included) */
+    int tiles;
+} ctsr_profile;
+/* Profiling adds a timestamp per dispatch; off by default. Returns CTSR_E_INVALID when the
+ * device has no compute timestamps. */
+int ctsr_set_profiling(ctsr_context *ctx, int on, char *err, size_t errlen);
+int ctsr_get_profile(const ctsr_context *ctx, ctsr_profile *p);
 
 /* Device memory in bytes the context holds now (weights + tile buffers). */
 size_t ctsr_device_memory(const ctsr_context *ctx);

@@ -8,6 +8,13 @@
 
 enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
 enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
+/* shader variants of K_CONV (kernel size x subgroup shuffle), in ctsr_shaders after K_COUNT */
+enum { K_CONV1_SHUFFLE = K_COUNT, K_CONV3_PLAIN, K_CONV1_PLAIN, K_SHADER_COUNT };
+/* the SPIR-V of a convolution with kernel size k (1 or 3) */
+static inline int conv_shader(int k, int shuffle)
+{
+    return k == 3 ? (shuffle ? K_CONV : K_CONV3_PLAIN) : (shuffle ? K_CONV1_SHUFFLE : K_CONV1_PLAIN);
+}
 enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1 };
 
 #define MAX_PIPES 48
@@ -26,6 +33,7 @@ typedef struct dispatch {
     int bind[CTSR_BINDINGS];
     int32_t pc[8]; /* kind-specific push constants after width/height */
     int groups_z;
+    double macs_per_px; /* K_CONV */
     VkDescriptorSet set;
 } dispatch;
 
@@ -48,6 +56,13 @@ struct ctsr_context {
     int nd;
     VkDescriptorPool dpool;
     int overlap;
+    /* profiling (ctsr_set_profiling): a timestamp after every dispatch of a frame */
+    int profiling;
+    VkQueryPool queries;
+    uint32_t query_cap, query_count;
+    uint8_t *query_kind; /* kind of the dispatch each timestamp closes */
+    double frame_conv_macs;
+    ctsr_profile profile;
 };
 
 
@@ -55,7 +70,7 @@ typedef struct ctsr_shader_code {
     const uint32_t *spv32, *spv16;
     size_t size32, size16;
 } ctsr_shader_code;
-extern const ctsr_shader_code ctsr_shaders[K_COUNT];
+extern const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT];
 
 static inline int c4(int c) { return (c + 3) / 4; }
 static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
@@ -65,7 +80,7 @@ typedef struct wpack {
     float *w;
     size_t n, cap;
 } wpack;
-/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic padded to 4][8]; bias padded to 8 */
+/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % 8][ic % 4]; bias padded to 8 */
 int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff);
 
 #endif

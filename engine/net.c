@@ -18,8 +18,14 @@
 
 #include "internal.h"
 
-#include "conv_f16.spv.h"
-#include "conv_f32.spv.h"
+#include "conv1_plain_f16.spv.h"
+#include "conv1_plain_f32.spv.h"
+#include "conv1_shuffle_f16.spv.h"
+#include "conv1_shuffle_f32.spv.h"
+#include "conv3_plain_f16.spv.h"
+#include "conv3_plain_f32.spv.h"
+#include "conv3_shuffle_f16.spv.h"
+#include "conv3_shuffle_f32.spv.h"
 #include "layernorm_f16.spv.h"
 #include "layernorm_f32.spv.h"
 #include "output_f16.spv.h"
@@ -30,11 +36,15 @@
 #include "wattn_f32.spv.h"
 
 
-const ctsr_shader_code ctsr_shaders[K_COUNT] = {
+const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT] = {
     [K_UNPACK] = {ctsr_spv_unpack_f32, ctsr_spv_unpack_f16, sizeof ctsr_spv_unpack_f32,
                   sizeof ctsr_spv_unpack_f16},
-    [K_CONV] = {ctsr_spv_conv_f32, ctsr_spv_conv_f16, sizeof ctsr_spv_conv_f32,
-                sizeof ctsr_spv_conv_f16},
+#define CONV(v) {ctsr_spv_##v##_f32, ctsr_spv_##v##_f16, sizeof ctsr_spv_##v##_f32, sizeof ctsr_spv_##v##_f16}
+    [K_CONV] = CONV(conv3_shuffle),
+    [K_CONV1_SHUFFLE] = CONV(conv1_shuffle),
+    [K_CONV3_PLAIN] = CONV(conv3_plain),
+    [K_CONV1_PLAIN] = CONV(conv1_plain),
+#undef CONV
     [K_LN] = {ctsr_spv_layernorm_f32, ctsr_spv_layernorm_f16, sizeof ctsr_spv_layernorm_f32,
               sizeof ctsr_spv_layernorm_f16},
     [K_WATTN] = {ctsr_spv_wattn_f32, ctsr_spv_wattn_f16, sizeof ctsr_spv_wattn_f32,
@@ -130,6 +140,9 @@ void ctsr_context_destroy(ctsr_context *ctx)
     if (!ctx)
         return;
     release_model(ctx);
+    if (ctx->queries)
+        vkDestroyQueryPool(ctx->vk.dev, ctx->queries, NULL);
+    free(ctx->query_kind);
     ctsr_vk_destroy(&ctx->vk);
     free(ctx);
 }
@@ -198,7 +211,7 @@ static int wpack_reserve(wpack *p, size_t n)
     return (int)at;
 }
 
-/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic padded to 4][8]; bias padded to 8 */
+/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % 8][ic % 4]; bias padded to 8 */
 int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
 {
     const int cin4 = c4(l->cin), ocg = cdiv(l->cout, 8), k = l->k;
@@ -210,7 +223,8 @@ int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
         for (int ic = 0; ic < l->cin; ic++)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
-                    size_t dst = ((((size_t)(oc / 8) * k + ky) * k + kx) * cin4 * 4 + ic) * 8 + oc % 8;
+                    size_t dst =
+                        (((((size_t)(oc / 8) * k + ky) * k + kx) * cin4 + ic / 4) * 8 + oc % 8) * 4 + ic % 4;
                     p->w[wo + dst] = l->w[(((size_t)oc * l->cin + ic) * k + ky) * k + kx];
                 }
         p->w[bo + oc] = l->b[oc];
@@ -274,7 +288,7 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
     }
     int32_t spec[7] = {ctx->wg_conv, c4(l->cin), c4(l->cout), l->k, act, mode,
                        ctx->vk.subgroup_shuffle};
-    int pi = get_pipe(ctx, K_CONV, spec, 7, err, errlen);
+    int pi = get_pipe(ctx, conv_shader(l->k, ctx->vk.subgroup_shuffle), spec, 7, err, errlen);
     if (pi < 0)
         return pi;
     dispatch *d = add(ctx, K_CONV, in, out, B_WEIGHTS, B_FILM);
@@ -283,6 +297,7 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
     d->pc[1] = boff;
     d->pc[2] = film_off;
     d->groups_z = cdiv(l->cout, 8);
+    d->macs_per_px = (double)l->cout * l->cin * l->k * l->k;
     return 0;
 }
 
@@ -362,6 +377,8 @@ static int build_network(ctsr_context *ctx, char *err, size_t errlen)
         ret = ctsr_vk_upload(&ctx->vk, &ctx->buf[B_WEIGHTS], p.w, p.n * sizeof(float), err,
                              errlen);
     if (!ret)
+        ret = ctsr_vk_buffer_view(&ctx->vk, &ctx->buf[B_WEIGHTS], 0, err, errlen);
+    if (!ret)
         ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_FILM],
                                     sizeof(float) * 2 * C * c->blocks, 1, err, errlen);
 fail:
@@ -383,12 +400,14 @@ static int network_overlap(const ctsr_config *c)
 static int alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen)
 {
     int ret = 0;
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               .descriptorCount = (uint32_t)(ctx->nd * CTSR_BINDINGS)};
+    VkDescriptorPoolSize ps[2] = {
+        {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+         .descriptorCount = (uint32_t)(ctx->nd * CTSR_BINDINGS)},
+        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = (uint32_t)(2 * ctx->nd)}};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = (uint32_t)ctx->nd,
-                                      .poolSizeCount = 1,
-                                      .pPoolSizes = &ps};
+                                      .poolSizeCount = 2,
+                                      .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(ctx->vk.dev, &pci, NULL, &ctx->dpool));
     for (int i = 0; i < ctx->nd; i++) {
         VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
@@ -406,7 +425,7 @@ static void write_descriptors(ctsr_context *ctx)
 {
     for (int i = 0; i < ctx->nd; i++) {
         VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-        VkWriteDescriptorSet w[CTSR_BINDINGS];
+        VkWriteDescriptorSet w[CTSR_BINDINGS + 2];
         for (int j = 0; j < CTSR_BINDINGS; j++) {
             bi[j] = (VkDescriptorBufferInfo){.buffer = ctx->buf[ctx->d[i].bind[j]].buf,
                                              .range = VK_WHOLE_SIZE};
@@ -417,7 +436,20 @@ static void write_descriptors(ctsr_context *ctx)
                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                           .pBufferInfo = &bi[j]};
         }
-        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS, w, 0, NULL);
+        /* texel view of the input; dispatches that read a frame buffer never use it */
+        const ctsr_buffer *in = &ctx->buf[ctx->d[i].bind[0]];
+        VkBufferView view = in->view ? in->view : ctx->buf[B_X].view;
+        w[CTSR_BINDINGS] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = ctx->d[i].set,
+            .dstBinding = CTSR_TEXEL_BINDING,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+            .pTexelBufferView = &view};
+        w[CTSR_BINDINGS + 1] = w[CTSR_BINDINGS];
+        w[CTSR_BINDINGS + 1].dstBinding = CTSR_WEIGHT_TEXEL_BINDING;
+        w[CTSR_BINDINGS + 1].pTexelBufferView = &ctx->buf[B_WEIGHTS].view;
+        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS + 2, w, 0, NULL);
     }
 }
 
@@ -442,7 +474,8 @@ static int ensure_tile_buffers(ctsr_context *ctx, size_t px, char *err, size_t e
     ctx->region_px = 0;
     for (int b = B_IMG; b <= B_T2; b++) {
         ctsr_vk_buffer_destroy(&ctx->vk, &ctx->buf[b]);
-        if ((ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[b], sizes[b], 0, err, errlen)))
+        if ((ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[b], sizes[b], 0, err, errlen)) ||
+            (ret = ctsr_vk_buffer_view(&ctx->vk, &ctx->buf[b], ctx->fp16, err, errlen)))
             return ret;
     }
     ctx->region_px = px;
@@ -534,6 +567,15 @@ static int tile_iter(const ctsr_context *ctx, int w, int h, int T, int index, ti
     return 1;
 }
 
+static void timestamp(ctsr_context *ctx, int kind)
+{
+    if (!ctx->profiling || ctx->query_count >= ctx->query_cap)
+        return;
+    ctx->query_kind[ctx->query_count] = (uint8_t)kind;
+    vkCmdWriteTimestamp(ctx->vk.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, ctx->queries,
+                        ctx->query_count++);
+}
+
 static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
 {
     VkCommandBuffer cmd = ctx->vk.cmd;
@@ -557,6 +599,7 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
             break;
         case K_CONV:
             memcpy(pc + 2, d->pc, 3 * sizeof(int32_t));
+            ctx->frame_conv_macs += (double)t->rw * t->rh * d->macs_per_px;
             gx = (uint32_t)cdiv(cdiv(t->rw, 4), ctx->wg_conv);
             gy = (uint32_t)t->rh;
             gz = (uint32_t)d->groups_z;
@@ -587,9 +630,78 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
         vkCmdPushConstants(cmd, ctx->vk.pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                            CTSR_PUSH_BYTES, pc);
         vkCmdDispatch(cmd, gx, gy, gz);
+        timestamp(ctx, d->kind);
         vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     }
+}
+
+static int ensure_queries(ctsr_context *ctx, uint32_t n, char *err, size_t errlen)
+{
+    int ret = 0;
+    if (n <= ctx->query_cap)
+        return 0;
+    if (ctx->queries)
+        vkDestroyQueryPool(ctx->vk.dev, ctx->queries, NULL);
+    ctx->queries = VK_NULL_HANDLE;
+    ctx->query_cap = 0;
+    uint8_t *k = realloc(ctx->query_kind, n);
+    if (!k)
+        return CTSR_E_NOMEM;
+    ctx->query_kind = k;
+    VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                .queryCount = n};
+    VK_CHECK(vkCreateQueryPool(ctx->vk.dev, &qi, NULL, &ctx->queries));
+    ctx->query_cap = n;
+fail:
+    return ret;
+}
+
+static int read_profile(ctsr_context *ctx, int ntiles, char *err, size_t errlen)
+{
+    int ret = 0;
+    const uint32_t n = ctx->query_count;
+    uint64_t *ts = calloc(n ? n : 1, sizeof *ts);
+    if (!ts)
+        return CTSR_E_NOMEM;
+    VK_CHECK(vkGetQueryPoolResults(ctx->vk.dev, ctx->queries, 0, n, n * sizeof *ts, ts,
+                                   sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    const double ns = ctx->vk.props.limits.timestampPeriod * 1e-6; /* ticks -> ms */
+    ctsr_profile *p = &ctx->profile;
+    memset(p, 0, sizeof *p);
+    for (uint32_t i = 1; i < n; i++) {
+        double ms = (double)(ts[i] - ts[i - 1]) * ns;
+        switch (ctx->query_kind[i]) {
+        case K_CONV: p->conv_ms += ms; break;
+        case K_WATTN: p->attn_ms += ms; break;
+        case K_LN: p->norm_ms += ms; break;
+        default: p->io_ms += ms; break;
+        }
+    }
+    p->total_ms = n > 1 ? (double)(ts[n - 1] - ts[0]) * ns : 0.0;
+    p->conv_macs = ctx->frame_conv_macs;
+    p->tiles = ntiles;
+fail:
+    free(ts);
+    return ret;
+}
+
+int ctsr_set_profiling(ctsr_context *ctx, int on, char *err, size_t errlen)
+{
+    if (on && (!ctx->vk.props.limits.timestampComputeAndGraphics ||
+               ctx->vk.props.limits.timestampPeriod <= 0)) {
+        ctsr_seterr(err, errlen, "%s has no compute timestamps", ctx->device_name);
+        return CTSR_E_INVALID;
+    }
+    ctx->profiling = on != 0;
+    return 0;
+}
+
+int ctsr_get_profile(const ctsr_context *ctx, ctsr_profile *p)
+{
+    *p = ctx->profile;
+    return ctx->profiling ? 0 : CTSR_E_INVALID;
 }
 
 /* Runs the network over a frame already in B_FRAME_IN; result in B_FRAME_OUT. */
@@ -606,8 +718,19 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
         return ret;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    int ntiles = 0;
+    while (tile_iter(ctx, w, h, T, ntiles, &t))
+        ntiles++;
+    if (ctx->profiling && (ret = ensure_queries(ctx, (uint32_t)(ntiles * ctx->nd + 1), err, errlen)))
+        return ret;
     VK_CHECK(vkBeginCommandBuffer(ctx->vk.cmd, &bi));
-    for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
+    ctx->frame_conv_macs = 0;
+    ctx->query_count = 0;
+    if (ctx->profiling) {
+        vkCmdResetQueryPool(ctx->vk.cmd, ctx->queries, 0, ctx->query_cap);
+        timestamp(ctx, K_COUNT);
+    }
+    for (int i = 0; i < ntiles && tile_iter(ctx, w, h, T, i, &t); i++)
         record_tile(ctx, &t, fmt, w);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -616,6 +739,8 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     VK_CHECK(vkEndCommandBuffer(ctx->vk.cmd));
     ret = ctsr_vk_submit_wait(&ctx->vk, err, errlen);
+    if (!ret && ctx->profiling)
+        ret = read_profile(ctx, ntiles, err, errlen);
 fail:
     return ret;
 }

@@ -45,10 +45,14 @@ static void from_padded(const void *src, size_t px, int c, float *dst, int fp16)
 }
 
 /* Runs shader `kind` once with bindings b[0..3]; binding 1 (or out_binding) is read back. */
+static double bench_ms; /* set by run_op when bench_reps > 0 */
+static int bench_reps;
+
 static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, const op_buf *b,
                   int out_binding, int out_act, const int32_t *pc, uint32_t gx, uint32_t gy,
                   uint32_t gz, float *out, char *err, size_t errlen)
 {
+    VkQueryPool qp = VK_NULL_HANDLE;
     ctsr_vk *vk = &ctx->vk;
     ctsr_buffer buf[CTSR_BINDINGS] = {0};
     VkPipeline pipe = VK_NULL_HANDLE;
@@ -62,6 +66,8 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
                                 : b[i].px * c4(b[i].c) * 4 * (act && fp16 ? 2 : 4);
         if ((ret = ctsr_vk_buffer_create(vk, &buf[i], bytes + 16, 1, err, errlen)))
             goto fail;
+        if ((i == 0 || i == 2) && (ret = ctsr_vk_buffer_view(vk, &buf[i], act && fp16, err, errlen)))
+            goto fail;
         memset(buf[i].map, 0, bytes + 16);
         if (b[i].src && b[i].raw)
             memcpy(buf[i].map, b[i].src, bytes);
@@ -72,17 +78,18 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
     if ((ret = ctsr_vk_pipeline(vk, fp16 ? sc->spv16 : sc->spv32, fp16 ? sc->size16 : sc->size32,
                                 spec, nspec, &pipe, err, errlen)))
         goto fail;
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               .descriptorCount = CTSR_BINDINGS};
+    VkDescriptorPoolSize ps[2] = {
+        {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = CTSR_BINDINGS},
+        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = 2}};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                      .maxSets = 1, .poolSizeCount = 1, .pPoolSizes = &ps};
+                                      .maxSets = 1, .poolSizeCount = 2, .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(vk->dev, &pci, NULL, &pool));
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                       .descriptorPool = pool, .descriptorSetCount = 1,
                                       .pSetLayouts = &vk->set_layout};
     VK_CHECK(vkAllocateDescriptorSets(vk->dev, &ai, &set));
     VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-    VkWriteDescriptorSet wr[CTSR_BINDINGS];
+    VkWriteDescriptorSet wr[CTSR_BINDINGS + 2];
     for (int j = 0; j < CTSR_BINDINGS; j++) {
         bi[j] = (VkDescriptorBufferInfo){.buffer = buf[j].buf, .range = VK_WHOLE_SIZE};
         wr[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
@@ -91,7 +98,15 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
                                        .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                        .pBufferInfo = &bi[j]};
     }
-    vkUpdateDescriptorSets(vk->dev, CTSR_BINDINGS, wr, 0, NULL);
+    wr[CTSR_BINDINGS] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                               .dstSet = set, .dstBinding = CTSR_TEXEL_BINDING,
+                                               .descriptorCount = 1,
+                                               .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                               .pTexelBufferView = &buf[0].view};
+    wr[CTSR_BINDINGS + 1] = wr[CTSR_BINDINGS];
+    wr[CTSR_BINDINGS + 1].dstBinding = CTSR_WEIGHT_TEXEL_BINDING;
+    wr[CTSR_BINDINGS + 1].pTexelBufferView = &buf[2].view;
+    vkUpdateDescriptorSets(vk->dev, CTSR_BINDINGS + 2, wr, 0, NULL);
     VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                     .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VK_CHECK(vkBeginCommandBuffer(vk->cmd, &cbi));
@@ -111,11 +126,40 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
     VK_CHECK(vkEndCommandBuffer(vk->cmd));
     if ((ret = ctsr_vk_submit_wait(vk, err, errlen)))
         goto fail;
+    if (bench_reps > 0) {
+        /* benchmark mode: the same dispatch bench_reps times between two timestamps */
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = 2};
+        VK_CHECK(vkCreateQueryPool(vk->dev, &qi, NULL, &qp));
+        VK_CHECK(vkBeginCommandBuffer(vk->cmd, &cbi));
+        vkCmdResetQueryPool(vk->cmd, qp, 0, 2);
+        vkCmdBindPipeline(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+        vkCmdBindDescriptorSets(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->pipe_layout, 0, 1,
+                                &set, 0, NULL);
+        vkCmdPushConstants(vk->cmd, vk->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                           CTSR_PUSH_BYTES, pcs);
+        vkCmdWriteTimestamp(vk->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, qp, 0);
+        for (int i = 0; i < bench_reps; i++) {
+            vkCmdDispatch(vk->cmd, gx, gy, gz);
+            vkCmdPipelineBarrier(vk->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+        }
+        vkCmdWriteTimestamp(vk->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, qp, 1);
+        VK_CHECK(vkEndCommandBuffer(vk->cmd));
+        if ((ret = ctsr_vk_submit_wait(vk, err, errlen)))
+            goto fail;
+        uint64_t ts[2];
+        VK_CHECK(vkGetQueryPoolResults(vk->dev, qp, 0, 2, sizeof ts, ts, sizeof *ts,
+                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+        bench_ms = (double)(ts[1] - ts[0]) * vk->props.limits.timestampPeriod * 1e-6 / bench_reps;
+    }
     if (out_act)
         from_padded(buf[out_binding].map, b[out_binding].px, b[out_binding].c, out, fp16);
     else
         memcpy(out, buf[out_binding].map, b[out_binding].px * b[out_binding].c * sizeof(float));
 fail:
+    if (qp)
+        vkDestroyQueryPool(vk->dev, qp, NULL);
     if (pool)
         vkDestroyDescriptorPool(vk->dev, pool, NULL);
     if (pipe)
@@ -144,7 +188,7 @@ int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_la
     int32_t spec[7] = {ctx->wg_conv, c4(l->cin), c4(l->cout), l->k, act, mode,
                        ctx->vk.subgroup_shuffle};
     int32_t pc[10] = {w, h, woff, boff, 0};
-    int ret = run_op(ctx, K_CONV, spec, 7, b, 1, 1, pc, (uint32_t)cdiv(cdiv(w, 4), ctx->wg_conv),
+    int ret = run_op(ctx, conv_shader(l->k, ctx->vk.subgroup_shuffle), spec, 7, b, 1, 1, pc, (uint32_t)cdiv(cdiv(w, 4), ctx->wg_conv),
                      (uint32_t)h, (uint32_t)cdiv(l->cout, 8), out, err, errlen);
     free(p.w);
     return ret;
@@ -221,4 +265,24 @@ int ctsr_op_unpack_rgba8(ctsr_context *ctx, const uint8_t *in, int h, int w, flo
     int32_t pc[10] = {w, h, 0, 0, w, h};
     return run_op(ctx, K_UNPACK, spec, 2, b, 1, 1, pc, (uint32_t)cdiv(w, ctx->wg), (uint32_t)h, 1,
                   out, err, errlen);
+}
+
+int ctsr_op_conv_bench(ctsr_context *ctx, int h, int w, int cin, int cout, int k, int reps,
+                       double *ms, char *err, size_t errlen)
+{
+    const size_t px = (size_t)w * h;
+    ctsr_layer l = {calloc((size_t)cout * cin * k * k, sizeof(float)), calloc((size_t)cout, sizeof(float)),
+                    cout, cin, k};
+    float *in = calloc(px * cin, sizeof(float)), *out = calloc(px * cout, sizeof(float));
+    int ret = CTSR_E_NOMEM;
+    if (l.w && l.b && in && out) {
+        for (size_t i = 0; i < (size_t)cout * cin * k * k; i++)
+            l.w[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
+        bench_reps = reps;
+        ret = ctsr_op_conv(ctx, in, h, w, &l, CTSR_ACT_NONE, 0, NULL, out, err, errlen);
+        bench_reps = 0;
+        *ms = bench_ms;
+    }
+    free(l.w), free(l.b), free(in), free(out);
+    return ret;
 }

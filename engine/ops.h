@@ -22,4 +22,9 @@ int ctsr_op_output(ctsr_context *ctx, const float *tail, const float *img, int h
 int ctsr_op_unpack_rgba8(ctsr_context *ctx, const uint8_t *in, int h, int w, float *out,
                          char *err, size_t errlen);
 
+/* Benchmark mode (checkasm style): device ms of one conv dispatch on an h x w frame, the mean of
+ * `reps` back-to-back dispatches after a warm-up. */
+int ctsr_op_conv_bench(ctsr_context *ctx, int h, int w, int cin, int cout, int k, int reps,
+                       double *ms, char *err, size_t errlen);
+
 #endif

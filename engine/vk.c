@@ -201,7 +201,8 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     vk->subgroup_size = sg.subgroupSize;
     vk->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                            (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
-                           sg.subgroupSize >= 8 && sg.subgroupSize % 8 == 0;
+                           sg.subgroupSize >= 8 && sg.subgroupSize % 8 == 0 &&
+                           !getenv("CTSR_NO_SUBGROUP_SHUFFLE");
 
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
@@ -262,15 +263,17 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VK_CHECK(vkCreateFence(vk->dev, &fci, NULL, &vk->fence));
 
-    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS];
-    for (int i = 0; i < CTSR_BINDINGS; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                              .descriptorCount = 1,
-                                              .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS + 2];
+    for (int i = 0; i < CTSR_BINDINGS + 2; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){
+            .binding = (uint32_t)i,
+            .descriptorType = i >= CTSR_BINDINGS ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                 : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dl = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = CTSR_BINDINGS,
+        .bindingCount = CTSR_BINDINGS + 2,
         .pBindings = b};
     VK_CHECK(vkCreateDescriptorSetLayout(vk->dev, &dl, NULL, &vk->set_layout));
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -331,6 +334,7 @@ int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int ho
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                               .size = size,
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                       VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -374,11 +378,32 @@ void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b)
         if (b->map)
             vkUnmapMemory(vk->dev, b->mem);
     }
+    if (b->view)
+        vkDestroyBufferView(vk->dev, b->view, NULL);
     if (b->buf)
         vkDestroyBuffer(vk->dev, b->buf, NULL);
     if (b->mem)
         vkFreeMemory(vk->dev, b->mem, NULL);
     memset(b, 0, sizeof *b);
+}
+
+int ctsr_vk_buffer_view(ctsr_vk *vk, ctsr_buffer *b, int fp16, char *err, size_t errlen)
+{
+    int ret = 0;
+    const VkDeviceSize texel = fp16 ? 8 : 16;
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = b->buf,
+                                 .format = fp16 ? VK_FORMAT_R16G16B16A16_SFLOAT
+                                                : VK_FORMAT_R32G32B32A32_SFLOAT,
+                                 .range = b->size / texel * texel};
+    if (b->size / texel > vk->props.limits.maxTexelBufferElements) {
+        ctsr_seterr(err, errlen, "buffer of %llu bytes exceeds the device's %u texels",
+                    (unsigned long long)b->size, vk->props.limits.maxTexelBufferElements);
+        return CTSR_E_INVALID;
+    }
+    VK_CHECK(vkCreateBufferView(vk->dev, &vi, NULL, &b->view));
+fail:
+    return ret;
 }
 
 int ctsr_vk_submit_wait(ctsr_vk *vk, char *err, size_t errlen)

@@ -33,10 +33,16 @@ typedef struct ctsr_buffer {
     VkDeviceMemory mem;
     VkDeviceSize size;
     void *map; /* non-NULL when host visible (persistently mapped) */
+    VkBufferView view; /* vec4 texel view (ctsr_vk_buffer_view), or VK_NULL_HANDLE */
 } ctsr_buffer;
 
-/* All storage buffers of a dispatch: binding 0..3 (see shaders/). */
+/* Bindings of every dispatch: storage buffers 0..3, and binding 4, a uniform texel buffer
+ * (vec4 texels) over the same memory as binding 0, which the convolutions read through:
+ * on lavapipe texelFetch of a vec4 is much faster than vec4 SSBO loads. */
 #define CTSR_BINDINGS 4
+#define CTSR_TEXEL_BINDING 4
+/* binding 5: uniform texel buffer (RGBA32F) over binding 2's memory (the weights) */
+#define CTSR_WEIGHT_TEXEL_BINDING 5
 #define CTSR_PUSH_BYTES 64
 
 typedef struct ctsr_vk {
@@ -66,6 +72,8 @@ void ctsr_vk_destroy(ctsr_vk *vk);
 int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int host_visible,
                           char *err, size_t errlen);
 void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b);
+/* Creates b->view: the whole buffer as RGBA32F (fp16 = 0) or RGBA16F texels. */
+int ctsr_vk_buffer_view(ctsr_vk *vk, ctsr_buffer *b, int fp16, char *err, size_t errlen);
 /* Copies host data into a buffer (mapped write, or a staging copy for device-local memory). */
 int ctsr_vk_upload(ctsr_vk *vk, ctsr_buffer *b, const void *data, VkDeviceSize size,
                    char *err, size_t errlen);

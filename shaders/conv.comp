@@ -6,7 +6,7 @@
 // row): each lane loads one of the 8 weights and subgroupShuffle hands them to all lanes,
 // which on lavapipe compiles to permutes instead of per-lane scalar loads.
 //
-// Weight layout (floats): [ocg][ky][kx][ic (padded to 4)][8], bias [ocg*8 + j].
+// Weight layout (floats): [ocg][ky][kx][ic / 4][oc % 8][ic % 4], bias [ocg*8 + j].
 // MODE 0: out = act(conv + bias)
 // MODE 1: out = out + (conv + bias) * (1 + gamma) + beta     (FiLM, residual, in place)
 // MODE 2: out = out + conv + bias                              (residual, in place)
@@ -18,12 +18,15 @@
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const int CIN4 = 8;      // input channels / 4 (padded)
 layout(constant_id = 2) const int COUT4 = 8;     // output channels / 4 (padded), output stride
-layout(constant_id = 3) const int KS = 3;
+layout(constant_id = 3) const int KS_UNUSED = 0; // KS is a compile-time define (-DKS=1|3)
 layout(constant_id = 4) const int ACT = 0;
 layout(constant_id = 5) const int MODE = 0;
-layout(constant_id = 6) const bool SHUFFLE = true;
 
-layout(std430, binding = 0) readonly buffer In { ACT_T x[]; };
+// the input, read as vec4 texels (binding 0's memory through a texel view: RGBA32F, or RGBA16F
+// with fp16 storage): on lavapipe one texelFetch beats four scalarised SSBO loads
+layout(binding = 4) uniform samplerBuffer xin;
+// the weights as RGBA32F texels (binding 2's memory)
+layout(binding = 5) uniform samplerBuffer wtex;
 layout(std430, binding = 1) buffer Out { ACT_T y[]; };
 layout(std430, binding = 2) readonly buffer Weights { float wt[]; };
 layout(std430, binding = 3) readonly buffer Film { float film[]; };
@@ -37,11 +40,41 @@ layout(push_constant) uniform PC {
 const int PX = 4;
 const int R = KS / 2;
 
-float wload(int idx, int lane)
+// Weights of (ocg, ky, kx, c4) are 8 texels: texel l holds output channel ocg*8 + l for the 4
+// input channels of c4. Each lane fetches one texel; subgroupShuffle with a constant lane hands
+// them to every lane (on lavapipe a permute; on GPUs the lanes of a subgroup share ocg and row).
+#if SHUFFLE_OK
+#define WFETCH(wt4) const vec4 wl = texelFetch(wtex, (wt4) + int(sglane))
+#define WLOAD(wt4, lane, comp) subgroupShuffle(wl.comp, lane)
+#else
+#define WFETCH(wt4)
+#define WLOAD(wt4, lane, comp) texelFetch(wtex, (wt4) + (lane)).comp
+#endif
+// one input channel `comp` of the 4 pixels VA..VD against 8 output channels
+#define STEP(wt4, comp, VA, VB, VC, VD)                                                        \
+    {                                                                                          \
+        const vec4 w0 = vec4(WLOAD(wt4, 0, comp), WLOAD(wt4, 1, comp), WLOAD(wt4, 2, comp),    \
+                             WLOAD(wt4, 3, comp));                                             \
+        const vec4 w1 = vec4(WLOAD(wt4, 4, comp), WLOAD(wt4, 5, comp), WLOAD(wt4, 6, comp),    \
+                             WLOAD(wt4, 7, comp));                                             \
+        a00 += VA.comp * w0; a01 += VA.comp * w1;                                              \
+        a10 += VB.comp * w0; a11 += VB.comp * w1;                                              \
+        a20 += VC.comp * w0; a21 += VC.comp * w1;                                              \
+        a30 += VD.comp * w0; a31 += VD.comp * w1;                                              \
+    }
+#define TAP(wt4, VA, VB, VC, VD)                                                               \
+    {                                                                                          \
+        WFETCH(wt4);                                                                           \
+        STEP(wt4, x, VA, VB, VC, VD)                                                           \
+        STEP(wt4, y, VA, VB, VC, VD)                                                           \
+        STEP(wt4, z, VA, VB, VC, VD)                                                           \
+        STEP(wt4, w, VA, VB, VC, VD)                                                           \
+    }
+
+vec4 ld(int rowbase, bool rowok, int sx, int c4)
 {
-    if (SHUFFLE)
-        return subgroupShuffle(wt[idx + (gl_SubgroupInvocationID & 7u)], (gl_SubgroupInvocationID & ~7u) + uint(lane));
-    return wt[idx + lane];
+    const bool ok = rowok && sx >= 0 && sx < pc.width;
+    return texelFetch(xin, (rowbase + clamp(sx, 0, pc.width - 1)) * CIN4 + c4) * (ok ? 1.0 : 0.0);
 }
 
 void main()
@@ -49,41 +82,35 @@ void main()
     const int x0 = int(gl_GlobalInvocationID.x) * PX;
     const int yy = int(gl_GlobalInvocationID.y);
     const int ocg = int(gl_GlobalInvocationID.z);
+#if SHUFFLE_OK
+    const uint sglane = gl_SubgroupInvocationID & 7u;
+#endif
     // Out-of-range lanes still run the loop (their loads are clamped) so that every lane
     // of a subgroup takes part in the shuffles; only their stores are skipped.
-    vec4 acc[PX][2];
-    for (int p = 0; p < PX; p++) {
-        acc[p][0] = vec4(0.0);
-        acc[p][1] = vec4(0.0);
-    }
+    vec4 a00 = vec4(0.0), a01 = vec4(0.0), a10 = vec4(0.0), a11 = vec4(0.0);
+    vec4 a20 = vec4(0.0), a21 = vec4(0.0), a30 = vec4(0.0), a31 = vec4(0.0);
     for (int ky = 0; ky < KS; ky++) {
         const int sy = yy + ky - R;
         const bool rowok = sy >= 0 && sy < pc.height;
         const int rowbase = clamp(sy, 0, pc.height - 1) * pc.width;
         for (int c4 = 0; c4 < CIN4; c4++) {
-            vec4 v[PX + 2 * R];
-            for (int i = 0; i < PX + 2 * R; i++) {
-                const int sx = x0 + i - R;
-                const bool ok = rowok && sx >= 0 && sx < pc.width;
-                const int cx = clamp(sx, 0, pc.width - 1);
-                v[i] = vec4(x[(rowbase + cx) * CIN4 + c4]) * (ok ? 1.0 : 0.0);
-            }
-            for (int kx = 0; kx < KS; kx++) {
-                const int wbase = pc.woff + (((ocg * KS + ky) * KS + kx) * CIN4 * 4 + c4 * 4) * 8;
-                for (int ic = 0; ic < 4; ic++) {
-                    const int wi = wbase + ic * 8;
-                    vec4 w0, w1;
-                    w0.x = wload(wi, 0); w0.y = wload(wi, 1); w0.z = wload(wi, 2); w0.w = wload(wi, 3);
-                    w1.x = wload(wi, 4); w1.y = wload(wi, 5); w1.z = wload(wi, 6); w1.w = wload(wi, 7);
-                    for (int p = 0; p < PX; p++) {
-                        const float a = v[p + kx][ic];
-                        acc[p][0] += a * w0;
-                        acc[p][1] += a * w1;
-                    }
-                }
-            }
+            // texel of (ocg, ky, kx, c4, oc 0) at wb + kx * CIN4 * 8
+            const int wb = pc.woff / 4 + ((ocg * KS + ky) * KS * CIN4 + c4) * 8;
+#if KS == 3
+            const vec4 v0 = ld(rowbase, rowok, x0 - 1, c4), v1 = ld(rowbase, rowok, x0, c4);
+            const vec4 v2 = ld(rowbase, rowok, x0 + 1, c4), v3 = ld(rowbase, rowok, x0 + 2, c4);
+            const vec4 v4 = ld(rowbase, rowok, x0 + 3, c4), v5 = ld(rowbase, rowok, x0 + 4, c4);
+            TAP(wb, v0, v1, v2, v3)
+            TAP(wb + CIN4 * 8, v1, v2, v3, v4)
+            TAP(wb + 2 * CIN4 * 8, v2, v3, v4, v5)
+#else
+            const vec4 v0 = ld(rowbase, rowok, x0, c4), v1 = ld(rowbase, rowok, x0 + 1, c4);
+            const vec4 v2 = ld(rowbase, rowok, x0 + 2, c4), v3 = ld(rowbase, rowok, x0 + 3, c4);
+            TAP(wb, v0, v1, v2, v3)
+#endif
         }
     }
+    vec4 acc[PX][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
     if (yy >= pc.height)
         return;
     for (int j = 0; j < 2; j++) {

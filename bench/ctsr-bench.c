@@ -1,0 +1,211 @@
+/* ctsr-bench: libctsr on a Vulkan device against the same weights in PyTorch on the CPU, in
+ * one run. Prints ms per frame and effective GFLOP/s (2 x MACs / time) of both, of the whole
+ * network and of its convolutions alone, their ratios, and one closing JSON line.
+ *
+ *   ctsr-bench [--model FILE] [--width 640] [--height 360] [--frames 5] [--device N]
+ *              [--tile N] [--fp16] [--no-torch] [--python /usr/bin/python3]
+ *
+ * Device time per operator comes from Vulkan timestamps; frame time is wall clock including
+ * the host copies in and out. With --width 1920 --height 1080 it also shows the device memory
+ * held for a 1080p -> 4K frame. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctsr.h"
+
+#ifndef CTSR_SOURCE_ROOT
+#define CTSR_SOURCE_ROOT "."
+#endif
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads the first number after "key": in a JSON line; NAN when absent. */
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: ctsr-bench [--model FILE] [--width W] [--height H] [--frames N] "
+                    "[--device N] [--tile N] [--fp16] [--no-torch] [--python PATH]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = CTSR_SOURCE_ROOT "/models/ctsr-x2-interim.safetensors";
+    const char *python = "/usr/bin/python3";
+    int w = 640, h = 360, frames = 5, device = -1, tile = 0, fp16 = 0, torch = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--fp16"))
+            fp16 = 1;
+        else if (!strcmp(a, "--no-torch"))
+            torch = 0;
+        else if (v && !strcmp(a, "--model"))
+            model = v, i++;
+        else if (v && !strcmp(a, "--python"))
+            python = v, i++;
+        else if (v && !strcmp(a, "--width"))
+            w = atoi(v), i++;
+        else if (v && !strcmp(a, "--height"))
+            h = atoi(v), i++;
+        else if (v && !strcmp(a, "--frames"))
+            frames = atoi(v), i++;
+        else if (v && !strcmp(a, "--device"))
+            device = atoi(v), i++;
+        else if (v && !strcmp(a, "--tile"))
+            tile = atoi(v), i++;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (w <= 0 || h <= 0 || frames <= 0 || frames > 1000) {
+        usage();
+        return 2;
+    }
+
+    char err[1024];
+    ctsr_context *ctx;
+    ctsr_options opts = {.device_index = device,
+                         .tile_size = tile,
+                         .precision = fp16 ? CTSR_PRECISION_FP16 : CTSR_PRECISION_FP32};
+    if (ctsr_context_create(&opts, &ctx, err, sizeof err)) {
+        fprintf(stderr, "ctsr-bench: %s\n", err);
+        return 1;
+    }
+    double t0 = now_ms();
+    if (ctsr_load_model_file(ctx, model, err, sizeof err)) {
+        fprintf(stderr, "ctsr-bench: %s\n", err);
+        ctsr_context_destroy(ctx);
+        return 1;
+    }
+    const double load_ms = now_ms() - t0;
+    const int s = ctsr_scale(ctx);
+    const double macs = ctsr_model_macs_per_pixel(ctx);
+    uint8_t *in = malloc((size_t)w * h * 4), *out = malloc((size_t)w * h * s * s * 4);
+    double *ms = calloc((size_t)frames, sizeof *ms);
+    if (!in || !out || !ms) {
+        fprintf(stderr, "ctsr-bench: out of memory\n");
+        return 1;
+    }
+    uint32_t st = 1;
+    for (size_t i = 0; i < (size_t)w * h * 4; i++) {
+        st = st * 1664525u + 1013904223u;
+        in[i] = (uint8_t)(st >> 24);
+    }
+    printf("device: %s\nmodel: %s\n  %.0f MACs per input pixel, x%d\nframe: %dx%d -> %dx%d, "
+           "tile %d (overlap %d), %s\nmodel load + pipelines + warm-up: %.0f ms\n",
+           ctsr_device_name(ctx), model, macs, s, w, h, w * s, h * s,
+           ctsr_effective_tile_size(ctx, w, h), ctsr_tile_overlap(ctx), fp16 ? "fp16" : "fp32",
+           load_ms);
+    fflush(stdout);
+
+    int rc = 0;
+    /* first frame at this size allocates buffers: not timed */
+    rc |= ctsr_process_rgba8(ctx, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err, sizeof err);
+    for (int f = 0; f < frames && !rc; f++) {
+        ctsr_set_timestep(ctx, (float)f / (float)frames);
+        double a = now_ms();
+        rc |= ctsr_process_rgba8(ctx, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
+                                 sizeof err);
+        ms[f] = now_ms() - a;
+    }
+    ctsr_profile prof = {0};
+    int have_prof = !rc && !ctsr_set_profiling(ctx, 1, err, sizeof err);
+    if (have_prof) {
+        rc |= ctsr_process_rgba8(ctx, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
+                                 sizeof err);
+        ctsr_get_profile(ctx, &prof);
+    }
+    if (rc) {
+        fprintf(stderr, "ctsr-bench: %s\n", err);
+        return 1;
+    }
+    qsort(ms, (size_t)frames, sizeof *ms, cmp_double);
+    const double vk_ms = ms[frames / 2];
+    const double px = (double)w * h;
+    const double vk_gflops = 2.0 * macs * px / (vk_ms * 1e6);
+    const size_t mem = ctsr_device_memory(ctx);
+    printf("\nVulkan (%s): %.1f ms/frame (median of %d), %.1f GFLOP/s effective, device memory "
+           "%.1f MiB\n", ctsr_device_name(ctx), vk_ms, frames, vk_gflops, mem / 1048576.0);
+    double conv_useful_macs = NAN, vk_conv_gflops = NAN;
+    if (have_prof) {
+        printf("  device time %.1f ms over %d tile(s): conv %.1f, attention %.1f, layernorm %.1f, "
+               "in/out %.1f ms\n", prof.total_ms, prof.tiles, prof.conv_ms, prof.attn_ms,
+               prof.norm_ms, prof.io_ms);
+        printf("  convolutions: %.1f GFLOP/s on the work done (tile overlap included)\n",
+               2.0 * prof.conv_macs / (prof.conv_ms * 1e6));
+    }
+
+    double t_ms = NAN, t_conv_ms = NAN, t_gflops = NAN, t_conv_gflops = NAN;
+    if (torch) {
+        char cmd[4096], line[4096] = "";
+        snprintf(cmd, sizeof cmd,
+                 "'%s' '%s/bench/torch_bench.py' --model '%s' --width %d --height %d --iters %d",
+                 python, CTSR_SOURCE_ROOT, model, w, h, frames);
+        FILE *p = popen(cmd, "r");
+        if (p) {
+            char buf[4096];
+            while (fgets(buf, sizeof buf, p))
+                if (buf[0] == '{')
+                    snprintf(line, sizeof line, "%s", buf);
+            pclose(p);
+        }
+        t_ms = json_num(line, "ms");
+        t_conv_ms = json_num(line, "conv_ms");
+        conv_useful_macs = json_num(line, "conv_macs_per_px");
+        if (isnan(t_ms)) {
+            fprintf(stderr, "ctsr-bench: the PyTorch side did not run (%s)\n", cmd);
+            rc = 1;
+        } else {
+            t_gflops = 2.0 * macs * px / (t_ms * 1e6);
+            t_conv_gflops = 2.0 * conv_useful_macs * px / (t_conv_ms * 1e6);
+            printf("PyTorch (CPU, 2 threads, channels_last): %.1f ms/frame, %.1f GFLOP/s; "
+                   "convolutions %.1f ms, %.1f GFLOP/s\n", t_ms, t_gflops, t_conv_ms,
+                   t_conv_gflops);
+        }
+    }
+    if (have_prof && !isnan(conv_useful_macs))
+        vk_conv_gflops = 2.0 * conv_useful_macs * px / (prof.conv_ms * 1e6);
+    const double ratio = vk_gflops / t_gflops, conv_ratio = vk_conv_gflops / t_conv_gflops;
+    if (torch && !rc)
+        printf("ratio Vulkan/PyTorch: whole network %.3f, convolutions %.3f (%.1f vs %.1f "
+               "GFLOP/s on the frame's own MACs)\n", ratio, conv_ratio, vk_conv_gflops,
+               t_conv_gflops);
+    printf("{\"device\": \"%s\", \"width\": %d, \"height\": %d, \"scale\": %d, "
+           "\"precision\": \"%s\", \"tile\": %d, \"macs_per_px\": %.0f, \"vk_ms\": %.2f, "
+           "\"vk_gflops\": %.2f, \"vk_conv_ms\": %.2f, \"vk_conv_gflops\": %.2f, "
+           "\"torch_ms\": %.2f, \"torch_gflops\": %.2f, \"torch_conv_ms\": %.2f, "
+           "\"torch_conv_gflops\": %.2f, \"ratio\": %.4f, \"conv_ratio\": %.4f, "
+           "\"device_memory_mib\": %.1f}\n",
+           ctsr_device_name(ctx), w, h, s, fp16 ? "fp16" : "fp32",
+           ctsr_effective_tile_size(ctx, w, h), macs, vk_ms, vk_gflops,
+           have_prof ? prof.conv_ms : -1.0, isnan(vk_conv_gflops) ? -1.0 : vk_conv_gflops,
+           isnan(t_ms) ? -1.0 : t_ms, isnan(t_gflops) ? -1.0 : t_gflops,
+           isnan(t_conv_ms) ? -1.0 : t_conv_ms, isnan(t_conv_gflops) ? -1.0 : t_conv_gflops,
+           isnan(ratio) ? -1.0 : ratio, isnan(conv_ratio) ? -1.0 : conv_ratio, mem / 1048576.0);
+    free(in);
+    free(out);
+    free(ms);
+    ctsr_context_destroy(ctx);
+    return rc;
+}
