@@ -75,6 +75,15 @@ extern const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT];
 static inline int c4(int c) { return (c + 3) / 4; }
 static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
 
+/* Window attention may share keys across a subgroup when 8 lanes are 8 pixels of one window
+ * row (workgroup and subgroup of 8, window a multiple of 8) and k and v of one head fit in 8
+ * texels (d4: head channels / 4). */
+static inline int wattn_shared_keys(const struct ctsr_context *ctx, int d4, int win)
+{
+    return ctx->wg_conv == 8 && ctx->vk.subgroup_size == 8 && ctx->vk.subgroup_shuffle &&
+           win % 8 == 0 && 2 * d4 <= 8;
+}
+
 /* Growing float array of packed weights; blocks are 16-byte aligned. */
 typedef struct wpack {
     float *w;

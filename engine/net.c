@@ -353,9 +353,10 @@ static int build_network(ctsr_context *ctx, char *err, size_t errlen)
         TRY(add_ln(ctx, &p, bl->ln1_w, bl->ln1_b, C, B_X, B_T2, err, errlen));
         TRY(add_conv(ctx, &p, &bl->qkv, B_T2, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
         {
-            int32_t spec[4] = {ctx->wg, c4(C), c->heads, c->window};
+            int32_t spec[5] = {ctx->wg_conv, c4(C), c->heads, c->window,
+                               wattn_shared_keys(ctx, c4(C) / c->heads, c->window)};
             dispatch *d = add(ctx, K_WATTN, B_T1, B_T2, B_WEIGHTS, B_WEIGHTS);
-            TRY(d->pipe[0] = get_pipe(ctx, K_WATTN, spec, 4, err, errlen));
+            TRY(d->pipe[0] = get_pipe(ctx, K_WATTN, spec, 5, err, errlen));
         }
         TRY(add_conv(ctx, &p, &bl->proj, B_T2, B_X, CTSR_ACT_NONE, 2, 0, err, errlen));
         TRY(add_ln(ctx, &p, bl->ln2_w, bl->ln2_b, C, B_X, B_T2, err, errlen));
@@ -609,7 +610,8 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
             gx = (uint32_t)cdiv(t->rw * t->rh, ctx->wg);
             break;
         case K_WATTN:
-            gx = (uint32_t)cdiv(t->rw * t->rh, ctx->wg);
+            gx = (uint32_t)cdiv(t->rw, ctx->wg_conv);
+            gy = (uint32_t)t->rh;
             break;
         case K_OUTPUT:
             pipe = d->pipe[fmt];

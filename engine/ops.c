@@ -219,10 +219,11 @@ int ctsr_op_wattn(ctsr_context *ctx, const float *qkv, int h, int w, int c, int 
     const size_t px = (size_t)w * h;
     op_buf b[CTSR_BINDINGS] = {{qkv, px, 3 * c, 0}, {NULL, px, c, 0}, {NULL, 0, 4, 1},
                                {NULL, 0, 4, 1}};
-    int32_t spec[4] = {ctx->wg, c4(c), heads, win};
+    int32_t spec[5] = {ctx->wg_conv, c4(c), heads, win,
+                       wattn_shared_keys(ctx, c4(c) / heads, win)};
     int32_t pc[10] = {w, h};
-    return run_op(ctx, K_WATTN, spec, 4, b, 1, 1, pc, (uint32_t)cdiv((int)px, ctx->wg), 1, 1, out,
-                  err, errlen);
+    return run_op(ctx, K_WATTN, spec, 5, b, 1, 1, pc, (uint32_t)cdiv(w, ctx->wg_conv), (uint32_t)h,
+                  1, out, err, errlen);
 }
 
 int ctsr_op_output(ctsr_context *ctx, const float *tail, const float *img, int h, int w, int s,

@@ -2,17 +2,26 @@
 // Window self-attention. Input: qkv [H][W][3C] with channels [q | k | v], heads as contiguous
 // groups of D = C/HEADS channels. Output [H][W][C]. Each pixel attends to the pixels of its own
 // WIN x WIN cell of a grid anchored at (0, 0), clipped to the region (the edge rule of
-// training/ctsr/student.py). One query pixel per invocation, online softmax over the keys.
+// training/ctsr/student.py). One query pixel per invocation (x, y), online softmax over keys.
+//
+// SHARED_KEYS (subgroups of 8 lanes = 8 neighbouring pixels of one window row, WIN % 8 == 0,
+// 2*D/4 <= 8): every lane of a subgroup walks the same keys, so each lane fetches one texel of
+// the current key's k or v and subgroupShuffle hands them to all lanes: one fetch per key
+// instead of 2*D/4 per lane. Otherwise each lane reads its keys itself.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#extension GL_KHR_shader_subgroup_shuffle : enable
+#extension GL_KHR_shader_subgroup_basic : enable
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const int C4 = 8;    // C / 4
 layout(constant_id = 2) const int HEADS = 2;
 layout(constant_id = 3) const int WIN = 8;
+layout(constant_id = 4) const bool SHARED_KEYS = false;
 
 layout(std430, binding = 0) readonly buffer In { ACT_T qkv[]; };
 layout(std430, binding = 1) writeonly buffer Out { ACT_T y[]; };
+layout(binding = 4) uniform samplerBuffer qkvt; // binding 0's memory as vec4 texels
 
 layout(push_constant) uniform PC {
     int width, height;
@@ -22,37 +31,50 @@ const int D4 = C4 / HEADS;
 
 void main()
 {
-    const int p = int(gl_GlobalInvocationID.x);
-    if (p >= pc.width * pc.height)
-        return;
-    const int px = p % pc.width, py = p / pc.width;
-    const int wx0 = px - px % WIN, wy0 = py - py % WIN;
+    const int px = int(gl_GlobalInvocationID.x), py = int(gl_GlobalInvocationID.y);
+    // lanes past the right edge still walk the keys (they take part in the shuffles)
+    const int cx = min(px, pc.width - 1);
+    const int p = py * pc.width + cx;
+    const int wx0 = cx - cx % WIN, wy0 = py - py % WIN;
     const int wx1 = min(wx0 + WIN, pc.width), wy1 = min(wy0 + WIN, pc.height);
     const float scale = inversesqrt(float(D4 * 4));
+    const int lane = SHARED_KEYS ? int(gl_SubgroupInvocationID) : 0;
     for (int h = 0; h < HEADS; h++) {
         vec4 q[D4], acc[D4];
         for (int i = 0; i < D4; i++) {
-            q[i] = vec4(qkv[p * 3 * C4 + h * D4 + i]) * scale;
+            q[i] = texelFetch(qkvt, p * 3 * C4 + h * D4 + i) * scale;
             acc[i] = vec4(0.0);
         }
+        // lane l < D4 fetches k texel l, lane D4 + l fetches v texel l
+        const int off = lane < D4 ? C4 + h * D4 + lane : 2 * C4 + h * D4 + lane - D4;
         float m = -1e30, l = 0.0;
         for (int ky = wy0; ky < wy1; ky++) {
             for (int kx = wx0; kx < wx1; kx++) {
                 const int kb = (ky * pc.width + kx) * 3 * C4;
-                vec4 s4 = vec4(0.0);
-                for (int i = 0; i < D4; i++)
-                    s4 += q[i] * vec4(qkv[kb + C4 + h * D4 + i]);
-                const float s = s4.x + s4.y + s4.z + s4.w;
+                float s = 0.0;
+                vec4 t;
+                if (SHARED_KEYS) {
+                    t = texelFetch(qkvt, kb + off);
+                    for (int i = 0; i < D4; i++)
+                        s += dot(q[i], subgroupShuffle(t, i));
+                } else {
+                    for (int i = 0; i < D4; i++)
+                        s += dot(q[i], vec4(qkv[kb + C4 + h * D4 + i]));
+                }
                 const float mn = max(m, s);
                 const float corr = exp(m - mn);
                 const float e = exp(s - mn);
                 l = l * corr + e;
-                for (int i = 0; i < D4; i++)
-                    acc[i] = acc[i] * corr + e * vec4(qkv[kb + 2 * C4 + h * D4 + i]);
+                for (int i = 0; i < D4; i++) {
+                    const vec4 v = SHARED_KEYS ? subgroupShuffle(t, D4 + i)
+                                               : vec4(qkv[kb + 2 * C4 + h * D4 + i]);
+                    acc[i] = acc[i] * corr + e * v;
+                }
                 m = mn;
             }
         }
-        for (int i = 0; i < D4; i++)
-            y[p * C4 + h * D4 + i] = TO_ACT(acc[i] / l);
+        if (px < pc.width)
+            for (int i = 0; i < D4; i++)
+                y[p * C4 + h * D4 + i] = TO_ACT(acc[i] / l);
     }
 }

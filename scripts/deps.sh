@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages gst-ctsr needs (quick when they are already present).
+# Usage: bash scripts/deps.sh   (as root, or with sudo available)
+set -euo pipefail
+pkgs=(
+  gcc pkg-config meson ninja-build glslang-tools
+  libvulkan-dev mesa-vulkan-drivers vulkan-tools
+  libjson-glib-dev libglib2.0-dev libpng-dev
+  python3-torch python3-numpy python3-pytest python3-pil python3-opencv
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

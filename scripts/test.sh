@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds with warnings as errors, runs the C tests
+# (meson test) and the Python tests (pytest). Exits non-zero if anything fails.
+# Usage: bash scripts/test.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+build=${1:-build-test}
+if [ -d "$build" ]; then
+  meson setup --reconfigure "$build" -Dwerror=true >/dev/null
+else
+  meson setup "$build" -Dwerror=true >/dev/null
+fi
+meson compile -C "$build"
+status=0
+meson test -C "$build" --print-errorlogs || status=1
+# the Python tests (training/): Debian's interpreter, which has python3-torch
+/usr/bin/python3 -m pytest -q tests/python || status=1
+exit $status
