@@ -25,10 +25,9 @@
 #define MAX_HEADS 64
 #define MAX_TEMB_SCALE 1e6
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define seterr ctsr_seterr
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;

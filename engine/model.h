@@ -16,6 +16,10 @@
 #define CTSR_LRELU_SLOPE 0.1f
 #define CTSR_LN_EPS 1e-5f
 
+/* Writes a formatted message into err (when err && errlen). */
+void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 enum { CTSR_ACT_NONE = 0, CTSR_ACT_RELU = 1, CTSR_ACT_LRELU = 2, CTSR_ACT_SILU = 3, CTSR_ACT_GELU = 4 };
 
 typedef struct ctsr_config {

@@ -528,9 +528,9 @@ int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h)
             px = lim;
         if (px > glim)
             px = glim;
-        int edge = (int)sqrt((double)px);
-        if ((size_t)w * h <= px && w <= edge * 4 && h <= edge * 4)
+        if ((size_t)w * h <= px)
             return w > h ? w : h; /* the whole frame fits: one tile */
+        int edge = (int)sqrt((double)px);
         t = edge - 2 * P;
         t -= t % win;
         if (t < win)
@@ -716,6 +716,12 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
     for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
         if ((size_t)t.rw * t.rh > px)
             px = (size_t)t.rw * t.rh;
+    const uint32_t *maxg = ctx->vk.props.limits.maxComputeWorkGroupCount;
+    if (px > (size_t)maxg[0] * ctx->wg || (size_t)h * ctx->model->cfg.scale > maxg[1]) {
+        ctsr_seterr(err, errlen, "a %dx%d frame with %d-pixel tiles exceeds the device's "
+                    "dispatch limits: use a smaller tile size", w, h, T);
+        return CTSR_E_INVALID;
+    }
     if ((ret = ensure_tile_buffers(ctx, px, err, errlen)))
         return ret;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,

@@ -5,16 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 const char *ctsr_vk_result_str(VkResult r)
 {
     switch (r) {

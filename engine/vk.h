@@ -8,10 +8,8 @@
 #include <vulkan/vulkan.h>
 
 #include "ctsr.h"
+#include "model.h"
 
-/* Writes a formatted message into err (when err && errlen). */
-void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 const char *ctsr_vk_result_str(VkResult r);
 
 /* Turns a failing VkResult into a message and a jump to `fail` with ret = CTSR_E_VULKAN
