@@ -1,35 +1,30 @@
 #!/usr/bin/env bash
-# Demo: builds gst-ctsr and upscales a photograph x2 with the default model on the first
-# Vulkan device (lavapipe, on the CPU, when there is no GPU). Writes demo-out/.
+# Demo: builds gst-ctsr and runs a GStreamer pipeline from the build tree (no install): a
+# photograph upscaled x2 by ctsrupscale with the default model, at the fidelity end (t = 0)
+# and the realness end (t = 1), on the first Vulkan device (lavapipe, on the CPU, when there
+# is no GPU). Writes demo-out/.
 # Usage: bash scripts/demo.sh [input.png]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-[ -d build ] || meson setup build >/dev/null
+[ -d build ] || meson setup build -Dgst=enabled >/dev/null
 meson compile -C build >/dev/null
 mkdir -p demo-out
 in=${1:-}
 if [ -z "$in" ]; then
-  # a photograph from shared/ when present, else a synthetic test card
-  in=demo-out/input.png
+  # a photograph (halved) from shared/ when present, else GStreamer's test card
   photo=$(ls ../shared/data/photos/sun_hays80/*.jpg 2>/dev/null | head -n 1 || true)
-  /usr/bin/python3 - "$photo" "$in" <<'PY'
+  if [ -n "$photo" ]; then
+    in=demo-out/input.png
+    /usr/bin/python3 -c "
 import sys
-from PIL import Image, ImageDraw
-src, dst = sys.argv[1], sys.argv[2]
-if src:
-    im = Image.open(src).convert("RGB")
-    im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
-else:
-    im = Image.new("RGB", (320, 200))
-    d = ImageDraw.Draw(im)
-    for i in range(0, 320, 8):
-        d.line([(i, 0), (319 - i, 199)], fill=(i * 4 % 256, 128, 255 - i * 4 % 256))
-    d.text((20, 90), "gst-ctsr", fill=(255, 255, 255))
-im.save(dst)
-PY
+from PIL import Image
+im = Image.open(sys.argv[1]).convert('RGB')
+im.resize((im.width // 2, im.height // 2), Image.BICUBIC).save(sys.argv[2])" "$photo" "$in"
+  fi
 fi
 for t in 0 1; do
-  CTSR_MODEL=models/ctsr-x2-interim.safetensors ./build/engine/ctsr-upscale --timestep $t "$in" demo-out/output-t$t.png
+  TIMESTEP=$t CTSR_BUILD_DIR=build CTSR_OUT_DIR=demo-out \
+    bash pipelines/upscale-image.sh "${in:-}" demo-out/output-t$t.png
 done
-echo "demo: wrote demo-out/output-t0.png and demo-out/output-t1.png (x2 of $in)"
+echo "demo: ctsrupscale wrote demo-out/output-t0.png and demo-out/output-t1.png"

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 build=${1:-build-test}
 if [ -d "$build" ]; then
-  meson setup --reconfigure "$build" -Dwerror=true >/dev/null
+  meson setup --reconfigure "$build" -Dwerror=true -Dgst=enabled >/dev/null
 else
-  meson setup "$build" -Dwerror=true >/dev/null
+  meson setup "$build" -Dwerror=true -Dgst=enabled >/dev/null
 fi
 meson compile -C "$build"
 status=0

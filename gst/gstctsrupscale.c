@@ -1,0 +1,945 @@
+/* ctsrupscale: GStreamer video filter that upscales frames with libctsr.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+/**
+ * SECTION:element-ctsrupscale
+ * @title: ctsrupscale
+ * @short_description: neural-network video upscaler (Vulkan compute, libctsr)
+ *
+ * Upscales every frame by the loaded model's factor (2 for the shipped
+ * `ctsr-x2-interim` model) with a small super-resolution network run by libctsr on a
+ * Vulkan device (a GPU, or Mesa's lavapipe on the CPU). The #GstCtsrUpscale:timestep
+ * property moves the result from fidelity (0) to realness (1); it is controllable, so it
+ * can be animated with a #GstControlSource, and it may be changed while playing at no cost.
+ *
+ * Input and output have the same format (RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420 or NV12);
+ * the output is `scale` times larger in both directions, pixel-aspect-ratio and framerate
+ * pass through. The network works on RGB: YUV frames are converted on the host with the
+ * stream's colorimetry (BT.601, BT.709 or BT.2020 matrix, limited or full range), and alpha
+ * is upscaled bilinearly.
+ *
+ * The model is loaded when the element goes from NULL to READY (or earlier, at the first
+ * caps query): from #GstCtsrUpscale:model-location, which defaults to the installed model,
+ * or to `$CTSR_MODEL_PATH` when that environment variable is set.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc num-buffers=30 ! video/x-raw,width=160,height=90 ! \
+ *     ctsrupscale timestep=0.3 ! videoconvert ! autovideosink
+ * ]| Upscales a 160x90 test pattern to 320x180 and shows it.
+ */
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+
+#include <gst/video/navigation.h>
+
+#include "gstctsrupscale.h"
+
+#ifndef CTSR_DEFAULT_MODEL
+#define CTSR_DEFAULT_MODEL "ctsr-x2-interim.safetensors"
+#endif
+#ifndef VERSION
+#define VERSION "0.0.0"
+#endif
+#ifndef PACKAGE
+#define PACKAGE "gst-ctsr"
+#endif
+#ifndef GST_PACKAGE_NAME
+#define GST_PACKAGE_NAME "gst-ctsr"
+#endif
+#ifndef GST_PACKAGE_ORIGIN
+#define GST_PACKAGE_ORIGIN "Unknown package origin"
+#endif
+
+GST_DEBUG_CATEGORY_STATIC (gst_ctsr_upscale_debug);
+#define GST_CAT_DEFAULT gst_ctsr_upscale_debug
+
+#define DEFAULT_TIMESTEP 0.5
+#define DEFAULT_DEVICE -1
+#define DEFAULT_TILE_SIZE 0
+
+enum
+{
+  PROP_0,
+  PROP_TIMESTEP,
+  PROP_MODEL_LOCATION,
+  PROP_DEVICE,
+  PROP_DEVICE_NAME,
+  PROP_SCALE,
+  PROP_TILE_SIZE,
+};
+
+#define CTSR_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420, NV12 }"
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (CTSR_FORMATS)));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (CTSR_FORMATS)));
+
+#define gst_ctsr_upscale_parent_class parent_class
+G_DEFINE_TYPE (GstCtsrUpscale, gst_ctsr_upscale, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE (ctsrupscale, "ctsrupscale", GST_RANK_NONE,
+    GST_TYPE_CTSR_UPSCALE);
+
+/* What went wrong when opening the engine, for the error message. */
+typedef struct
+{
+  gint code;                    /* CTSR_E_* */
+  gint device;
+  gchar *path;                  /* NULL: the context (device) failed, not the model */
+  gchar *message;               /* libctsr's */
+} OpenFailure;
+
+static const gchar *
+default_model_location (void)
+{
+  const gchar *env = g_getenv ("CTSR_MODEL_PATH");
+
+  return env && *env ? env : CTSR_DEFAULT_MODEL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* engine: libctsr context + model */
+
+static void
+gst_ctsr_upscale_close_locked (GstCtsrUpscale * self)
+{
+  if (self->ctx) {
+    GST_DEBUG_OBJECT (self, "destroying the libctsr context");
+    ctsr_context_destroy (self->ctx);
+    self->ctx = NULL;
+  }
+  GST_OBJECT_LOCK (self);
+  self->scale = 0;
+  g_clear_pointer (&self->device_name, g_free);
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_ctsr_upscale_forget_failure_locked (GstCtsrUpscale * self)
+{
+  self->failed = FALSE;
+  g_clear_pointer (&self->failed_path, g_free);
+  g_clear_pointer (&self->failed_message, g_free);
+}
+
+/* Opens the context and loads the model for the current configuration unless that is done
+ * already. A failure is remembered for the configuration and not retried (caps queries
+ * come often); state changes call forget_failure first. engine_lock held. */
+static gboolean
+gst_ctsr_upscale_open_locked (GstCtsrUpscale * self)
+{
+  ctsr_options opts = { 0 };
+  ctsr_context *ctx = NULL;
+  gchar err[512] = "";
+  gchar *path;
+  guint generation;
+  gint tile_size, rc;
+
+  GST_OBJECT_LOCK (self);
+  generation = self->config_generation;
+  path = g_strdup (self->model_location);
+  opts.device_index = self->device;
+  opts.tile_size = tile_size = self->tile_size;
+  GST_OBJECT_UNLOCK (self);
+
+  if (self->ctx && self->ctx_generation == generation)
+    goto done;
+  if (self->failed && self->failed_generation == generation)
+    goto remembered_failure;
+  gst_ctsr_upscale_close_locked (self);
+  gst_ctsr_upscale_forget_failure_locked (self);
+
+  GST_INFO_OBJECT (self, "opening Vulkan device %d, model %s", opts.device_index, path);
+  rc = ctsr_context_create (&opts, &ctx, err, sizeof err);
+  if (rc)
+    goto create_failed;
+  rc = ctsr_load_model_file (ctx, path, err, sizeof err);
+  if (rc)
+    goto load_failed;
+
+  self->ctx = ctx;
+  self->ctx_generation = generation;
+  self->applied_timestep = -1.0f;
+  GST_OBJECT_LOCK (self);
+  if (self->config_generation == generation) {
+    self->scale = ctsr_scale (ctx);
+    g_free (self->device_name);
+    self->device_name = g_strdup (ctsr_device_name (ctx));
+  }
+  self->tile_size_changed = self->tile_size != tile_size;
+  GST_OBJECT_UNLOCK (self);
+  GST_INFO_OBJECT (self, "device \"%s\", model %s, scale %d", ctsr_device_name (ctx), path,
+      ctsr_scale (ctx));
+
+done:
+  g_free (path);
+  return TRUE;
+
+remembered_failure:
+  g_free (path);
+  return FALSE;
+
+load_failed:
+  ctsr_context_destroy (ctx);
+  self->failed_path = g_strdup (path);
+create_failed:
+  GST_WARNING_OBJECT (self, "opening failed (%s): %s", ctsr_strerror (rc), err);
+  self->failed = TRUE;
+  self->failed_generation = generation;
+  self->failed_code = rc;
+  self->failed_message = g_strdup (err);
+  g_free (path);
+  return FALSE;
+}
+
+/* Copy of the failure to post outside the lock. engine_lock held. */
+static void
+gst_ctsr_upscale_get_failure_locked (GstCtsrUpscale * self, OpenFailure * f)
+{
+  f->code = self->failed_code;
+  f->path = g_strdup (self->failed_path);
+  f->message = g_strdup (self->failed_message ? self->failed_message : "");
+  GST_OBJECT_LOCK (self);
+  f->device = self->device;
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_ctsr_upscale_post_failure (GstCtsrUpscale * self, OpenFailure * f)
+{
+  const gchar *code = ctsr_strerror (f->code);
+
+  if (!f->path) {
+    gchar *device = f->device < 0 ? g_strdup ("automatic choice") :
+        g_strdup_printf ("index %d", f->device);
+
+    switch (f->code) {
+      case CTSR_E_NO_DEVICE:
+        GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+            ("No usable Vulkan device (%s): %s", device, f->message),
+            ("libctsr: %s", code));
+        break;
+      case CTSR_E_INVALID:
+        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+            ("Cannot use the Vulkan device (%s): %s", device, f->message),
+            ("libctsr: %s", code));
+        break;
+      default:
+        GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+            ("Could not open the Vulkan device (%s): %s", device, f->message),
+            ("libctsr: %s", code));
+        break;
+    }
+    g_free (device);
+  } else {
+    switch (f->code) {
+      case CTSR_E_IO:
+        if (!g_file_test (f->path, G_FILE_TEST_EXISTS))
+          GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+              ("Model file \"%s\" not found: %s", f->path, f->message),
+              ("libctsr: %s; set the model-location property or CTSR_MODEL_PATH", code));
+        else
+          GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+              ("Could not read model file \"%s\": %s", f->path, f->message),
+              ("libctsr: %s", code));
+        break;
+      case CTSR_E_FORMAT:
+        GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+            ("Model file \"%s\" is not a valid ctsr model: %s", f->path, f->message),
+            ("libctsr: %s", code));
+        break;
+      default:
+        GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+            ("Could not load model file \"%s\": %s", f->path, f->message),
+            ("libctsr: %s", code));
+        break;
+    }
+  }
+  g_free (f->path);
+  g_free (f->message);
+}
+
+/* A state change's (re)opening: tried afresh, failures posted on the bus. */
+static gboolean
+gst_ctsr_upscale_open (GstCtsrUpscale * self)
+{
+  OpenFailure failure;
+  gboolean ok;
+
+  g_mutex_lock (&self->engine_lock);
+  gst_ctsr_upscale_forget_failure_locked (self);
+  ok = gst_ctsr_upscale_open_locked (self);
+  if (!ok)
+    gst_ctsr_upscale_get_failure_locked (self, &failure);
+  g_mutex_unlock (&self->engine_lock);
+
+  if (!ok)
+    gst_ctsr_upscale_post_failure (self, &failure);
+  return ok;
+}
+
+/* The model's scale for caps negotiation, loading it on first use; 0 when that fails. */
+static gint
+gst_ctsr_upscale_get_scale (GstCtsrUpscale * self)
+{
+  gint scale;
+
+  GST_OBJECT_LOCK (self);
+  scale = self->scale;
+  GST_OBJECT_UNLOCK (self);
+  if (scale > 0)
+    return scale;
+
+  g_mutex_lock (&self->engine_lock);
+  scale = gst_ctsr_upscale_open_locked (self) ? ctsr_scale (self->ctx) : 0;
+  g_mutex_unlock (&self->engine_lock);
+  return scale;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* caps */
+
+static gint64
+gcd64 (gint64 a, gint64 b)
+{
+  while (b) {
+    gint64 t = a % b;
+
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* Maps one size value up (x scale) or down (/ scale, keeping only the multiples of scale).
+ * Ints, int ranges (with steps) and lists of those; FALSE when nothing is left. */
+static gboolean
+map_size (const GValue * in, gint scale, gboolean up, GValue * out)
+{
+  if (G_VALUE_HOLDS_INT (in)) {
+    gint64 v = g_value_get_int (in);
+
+    if (up)
+      v *= scale;
+    else if (v % scale)
+      return FALSE;
+    else
+      v /= scale;
+    if (v > G_MAXINT)
+      return FALSE;
+    g_value_init (out, G_TYPE_INT);
+    g_value_set_int (out, (gint) v);
+    return TRUE;
+  }
+
+  if (GST_VALUE_HOLDS_INT_RANGE (in)) {
+    gint64 lo = gst_value_get_int_range_min (in);
+    gint64 hi = gst_value_get_int_range_max (in);
+    gint64 step = gst_value_get_int_range_step (in);
+
+    if (up) {
+      /* {lo, lo+step, .., hi} x s = {lo s, .., hi s} in steps of step s */
+      step *= scale;
+      lo *= scale;
+      hi = MIN (hi * scale, (G_MAXINT / step) * step);
+    } else {
+      /* the values that are multiples of s are the multiples of lcm(step, s) */
+      gint64 lcm = step / gcd64 (step, scale) * scale;
+
+      lo = (lo + lcm - 1) / lcm * lcm / scale;
+      hi = hi / lcm * lcm / scale;
+      step = lcm / scale;
+    }
+    if (lo > hi || lo > G_MAXINT)
+      return FALSE;
+    if (lo == hi) {
+      g_value_init (out, G_TYPE_INT);
+      g_value_set_int (out, (gint) lo);
+    } else {
+      g_value_init (out, GST_TYPE_INT_RANGE);
+      gst_value_set_int_range_step (out, (gint) lo, (gint) hi, (gint) step);
+    }
+    return TRUE;
+  }
+
+  if (GST_VALUE_HOLDS_LIST (in)) {
+    GValue list = G_VALUE_INIT;
+    guint i, n = gst_value_list_get_size (in);
+
+    g_value_init (&list, GST_TYPE_LIST);
+    for (i = 0; i < n; i++) {
+      GValue v = G_VALUE_INIT;
+
+      if (map_size (gst_value_list_get_value (in, i), scale, up, &v))
+        gst_value_list_append_and_take_value (&list, &v);
+    }
+    n = gst_value_list_get_size (&list);
+    if (n == 0) {
+      g_value_unset (&list);
+      return FALSE;
+    }
+    if (n == 1) {
+      g_value_init (out, G_VALUE_TYPE (gst_value_list_get_value (&list, 0)));
+      g_value_copy (gst_value_list_get_value (&list, 0), out);
+      g_value_unset (&list);
+    } else {
+      *out = list;
+    }
+    return TRUE;
+  }
+
+  /* anything else (should not happen for video sizes) passes unchanged */
+  g_value_init (out, G_VALUE_TYPE (in));
+  g_value_copy (in, out);
+  return TRUE;
+}
+
+static gboolean
+map_size_field (GstStructure * s, const gchar * field, gint scale, gboolean up)
+{
+  const GValue *in = gst_structure_get_value (s, field);
+  GValue out = G_VALUE_INIT;
+
+  if (!in)
+    return TRUE;
+  if (!map_size (in, scale, up, &out))
+    return FALSE;
+  gst_structure_take_value (s, field, &out);
+  return TRUE;
+}
+
+static GstCaps *
+gst_ctsr_upscale_transform_caps (GstBaseTransform * trans, GstPadDirection direction,
+    GstCaps * caps, GstCaps * filter)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (trans);
+  const gboolean up = direction == GST_PAD_SINK;
+  GstCaps *ret;
+  gint scale;
+  guint i;
+
+  scale = gst_ctsr_upscale_get_scale (self);
+  if (scale <= 0)
+    goto no_model;
+
+  if (gst_caps_is_any (caps)) {
+    ret = gst_caps_ref (caps);
+  } else {
+    ret = gst_caps_new_empty ();
+    for (i = 0; i < gst_caps_get_size (caps); i++) {
+      GstStructure *s = gst_structure_copy (gst_caps_get_structure (caps, i));
+      GstCapsFeatures *f = gst_caps_get_features (caps, i);
+
+      if (!map_size_field (s, "width", scale, up) || !map_size_field (s, "height", scale, up)) {
+        gst_structure_free (s);
+        continue;
+      }
+      ret = gst_caps_merge_structure_full (ret, s, f ? gst_caps_features_copy (f) : NULL);
+    }
+  }
+
+  if (filter) {
+    GstCaps *tmp = gst_caps_intersect_full (filter, ret, GST_CAPS_INTERSECT_FIRST);
+
+    gst_caps_unref (ret);
+    ret = tmp;
+  }
+  GST_DEBUG_OBJECT (self, "%s x%d: %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT,
+      up ? "sink->src" : "src->sink", scale, caps, ret);
+  return ret;
+
+no_model:
+  /* No size mapping without a model. Answer with sizes unconstrained so that linking
+   * (gst-launch links before the state change) still works: the NULL to READY state change
+   * then reports why the model could not be loaded, and set_info refuses to negotiate. */
+  GST_WARNING_OBJECT (self, "no model loaded: sizes unconstrained");
+  ret = gst_caps_copy (caps);
+  for (i = 0; i < gst_caps_get_size (ret); i++) {
+    GstStructure *s = gst_caps_get_structure (ret, i);
+
+    gst_structure_set (s, "width", GST_TYPE_INT_RANGE, 1, G_MAXINT,
+        "height", GST_TYPE_INT_RANGE, 1, G_MAXINT, NULL);
+  }
+  if (filter) {
+    GstCaps *tmp = gst_caps_intersect_full (filter, ret, GST_CAPS_INTERSECT_FIRST);
+
+    gst_caps_unref (ret);
+    ret = tmp;
+  }
+  return ret;
+}
+
+static void
+fixate_int_field (GstStructure * out, const GstStructure * in, const gchar * field,
+    gint scale, gboolean up)
+{
+  gint v;
+
+  if (gst_structure_get_int (in, field, &v) && gst_structure_has_field (out, field))
+    gst_structure_fixate_field_nearest_int (out, field,
+        (gint) MIN (up ? (gint64) v * scale : v / scale, G_MAXINT));
+}
+
+static void
+fixate_fraction_field (GstStructure * out, const GstStructure * in, const gchar * field)
+{
+  gint n, d;
+
+  if (gst_structure_get_fraction (in, field, &n, &d) && gst_structure_has_field (out, field))
+    gst_structure_fixate_field_nearest_fraction (out, field, n, d);
+}
+
+static GstCaps *
+gst_ctsr_upscale_fixate_caps (GstBaseTransform * trans, GstPadDirection direction,
+    GstCaps * caps, GstCaps * othercaps)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (trans);
+  const gboolean up = direction == GST_PAD_SINK;
+  const GstStructure *in;
+  GstStructure *out;
+  gint scale = gst_ctsr_upscale_get_scale (self);
+
+  othercaps = gst_caps_truncate (othercaps);
+  if (scale <= 0 || gst_caps_is_empty (othercaps) || gst_caps_is_empty (caps))
+    return gst_caps_fixate (othercaps);
+  othercaps = gst_caps_make_writable (othercaps);
+  in = gst_caps_get_structure (caps, 0);
+  out = gst_caps_get_structure (othercaps, 0);
+
+  /* size scaled, everything else as on the other side */
+  fixate_int_field (out, in, "width", scale, up);
+  fixate_int_field (out, in, "height", scale, up);
+  fixate_fraction_field (out, in, "pixel-aspect-ratio");
+  fixate_fraction_field (out, in, "framerate");
+  othercaps = gst_caps_fixate (othercaps);
+  GST_DEBUG_OBJECT (self, "fixated to %" GST_PTR_FORMAT, othercaps);
+  return othercaps;
+}
+
+static gboolean
+gst_ctsr_upscale_set_info (GstVideoFilter * filter, GstCaps * incaps,
+    GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (filter);
+  const gint in_w = GST_VIDEO_INFO_WIDTH (in_info), in_h = GST_VIDEO_INFO_HEIGHT (in_info);
+  const gint out_w = GST_VIDEO_INFO_WIDTH (out_info), out_h = GST_VIDEO_INFO_HEIGHT (out_info);
+  gint scale = gst_ctsr_upscale_get_scale (self);
+
+  if (scale <= 0)
+    goto no_model;
+  if (GST_VIDEO_INFO_FORMAT (in_info) != GST_VIDEO_INFO_FORMAT (out_info))
+    goto format_mismatch;
+  if (out_w != in_w * scale || out_h != in_h * scale)
+    goto size_mismatch;
+  if (!gst_ctsr_convert_init (&self->in_conv, in_info)
+      || !gst_ctsr_convert_init (&self->out_conv, out_info))
+    goto unsupported;
+
+  g_clear_pointer (&self->in_rgba, g_free);
+  g_clear_pointer (&self->out_rgba, g_free);
+  self->in_rgba_stride = (gsize) in_w * 4;
+  self->out_rgba_stride = (gsize) out_w * 4;
+  if (!self->in_conv.direct)
+    self->in_rgba = g_malloc (self->in_rgba_stride * in_h);
+  if (!self->out_conv.direct)
+    self->out_rgba = g_malloc (self->out_rgba_stride * out_h);
+
+  GST_INFO_OBJECT (self, "%s %dx%d -> %dx%d%s", gst_video_format_to_string
+      (GST_VIDEO_INFO_FORMAT (in_info)), in_w, in_h, out_w, out_h,
+      self->in_conv.direct ? " (RGBA, no conversion)" : "");
+  return TRUE;
+
+no_model:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("no model loaded"));
+  return FALSE;
+format_mismatch:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+      ("input and output formats differ: %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT,
+          incaps, outcaps));
+  return FALSE;
+size_mismatch:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+      ("output %dx%d is not %d x the input %dx%d", out_w, out_h, scale, in_w, in_h));
+  return FALSE;
+unsupported:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+      ("unsupported caps %" GST_PTR_FORMAT, incaps));
+  return FALSE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* streaming */
+
+static GstFlowReturn
+gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_frame,
+    GstVideoFrame * out_frame)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (filter);
+  GstBaseTransform *trans = GST_BASE_TRANSFORM (filter);
+  const gint w = GST_VIDEO_FRAME_WIDTH (in_frame), h = GST_VIDEO_FRAME_HEIGHT (in_frame);
+  GstClockTime stream_time;
+  const guint8 *src;
+  guint8 *dst;
+  gsize src_stride, dst_stride;
+  gchar err[512] = "";
+  gboolean tile_changed;
+  gint tile_size, rc;
+  gfloat t;
+
+  /* controlled properties first (timestep) */
+  stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
+      GST_BUFFER_PTS (in_frame->buffer));
+  if (GST_CLOCK_TIME_IS_VALID (stream_time))
+    gst_object_sync_values (GST_OBJECT (self), stream_time);
+
+  if (GST_BUFFER_FLAG_IS_SET (in_frame->buffer, GST_BUFFER_FLAG_GAP)) {
+    /* nothing to upscale: a black gap buffer of the output size */
+    gst_ctsr_convert_fill_black (&self->out_conv, out_frame);
+    GST_BUFFER_FLAG_SET (out_frame->buffer, GST_BUFFER_FLAG_GAP);
+    return GST_FLOW_OK;
+  }
+
+  g_mutex_lock (&self->engine_lock);
+  if (!self->ctx)
+    goto no_engine;
+
+  GST_OBJECT_LOCK (self);
+  t = (gfloat) self->timestep;
+  if (t != self->applied_timestep) {
+    ctsr_set_timestep (self->ctx, t);
+    self->applied_timestep = t;
+  }
+  tile_changed = self->tile_size_changed;
+  tile_size = self->tile_size;
+  self->tile_size_changed = FALSE;
+  GST_OBJECT_UNLOCK (self);
+
+  if (tile_changed) {
+    rc = ctsr_set_tile_size (self->ctx, tile_size, err, sizeof err);
+    if (rc)
+      goto tile_failed;
+  }
+
+  /* RGBA in and out directly where the layout allows it, else through scratch frames */
+  if (self->in_conv.direct) {
+    src = GST_VIDEO_FRAME_PLANE_DATA (in_frame, 0);
+    src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, 0);
+  } else {
+    gst_ctsr_convert_to_rgba (&self->in_conv, in_frame, self->in_rgba, self->in_rgba_stride);
+    src = self->in_rgba;
+    src_stride = self->in_rgba_stride;
+  }
+  if (self->out_conv.direct) {
+    dst = GST_VIDEO_FRAME_PLANE_DATA (out_frame, 0);
+    dst_stride = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, 0);
+  } else {
+    dst = self->out_rgba;
+    dst_stride = self->out_rgba_stride;
+  }
+
+  GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f", w, h, t);
+  rc = ctsr_process_rgba8 (self->ctx, src, w, h, src_stride, dst, dst_stride, err, sizeof err);
+  if (rc)
+    goto process_failed;
+  g_mutex_unlock (&self->engine_lock);
+
+  if (!self->out_conv.direct)
+    gst_ctsr_convert_from_rgba (&self->out_conv, self->out_rgba, self->out_rgba_stride,
+        out_frame);
+  return GST_FLOW_OK;
+
+no_engine:
+  g_mutex_unlock (&self->engine_lock);
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("no model loaded"));
+  return GST_FLOW_NOT_NEGOTIATED;
+tile_failed:
+  g_mutex_unlock (&self->engine_lock);
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Invalid tile size %d: %s", tile_size, err),
+      ("libctsr: %s", ctsr_strerror (rc)));
+  return GST_FLOW_ERROR;
+process_failed:
+  g_mutex_unlock (&self->engine_lock);
+  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Upscaling a %dx%d frame failed: %s", w, h, err),
+      ("libctsr: %s", ctsr_strerror (rc)));
+  return GST_FLOW_ERROR;
+}
+
+/* Pointer positions arrive in output coordinates; upstream wants input ones. */
+static gboolean
+gst_ctsr_upscale_src_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstVideoFilter *filter = GST_VIDEO_FILTER (trans);
+  gdouble x, y;
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_NAVIGATION && filter->negotiated
+      && GST_VIDEO_INFO_WIDTH (&filter->out_info) > 0
+      && GST_VIDEO_INFO_HEIGHT (&filter->out_info) > 0
+      && gst_navigation_event_get_coordinates (event, &x, &y)) {
+    event = gst_event_make_writable (event);
+    x = x * GST_VIDEO_INFO_WIDTH (&filter->in_info) / GST_VIDEO_INFO_WIDTH (&filter->out_info);
+    y = y * GST_VIDEO_INFO_HEIGHT (&filter->in_info) /
+        GST_VIDEO_INFO_HEIGHT (&filter->out_info);
+    gst_navigation_event_set_coordinates (event, x, y);
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* states */
+
+static gboolean
+gst_ctsr_upscale_start (GstBaseTransform * trans)
+{
+  /* model-location or device may have changed in READY: reload then */
+  return gst_ctsr_upscale_open (GST_CTSR_UPSCALE (trans));
+}
+
+static gboolean
+gst_ctsr_upscale_stop (GstBaseTransform * trans)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (trans);
+
+  g_clear_pointer (&self->in_rgba, g_free);
+  g_clear_pointer (&self->out_rgba, g_free);
+  return TRUE;
+}
+
+static GstStateChangeReturn
+gst_ctsr_upscale_change_state (GstElement * element, GstStateChange transition)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (element);
+  GstStateChangeReturn ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!gst_ctsr_upscale_open (self))
+        goto open_failed;
+      break;
+    default:
+      break;
+  }
+
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (ret == GST_STATE_CHANGE_FAILURE)
+    return ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_NULL:
+      g_mutex_lock (&self->engine_lock);
+      gst_ctsr_upscale_close_locked (self);
+      gst_ctsr_upscale_forget_failure_locked (self);
+      g_mutex_unlock (&self->engine_lock);
+      break;
+    default:
+      break;
+  }
+  return ret;
+
+open_failed:
+  return GST_STATE_CHANGE_FAILURE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* properties */
+
+static gboolean
+gst_ctsr_upscale_ready_or_lower_locked (GstCtsrUpscale * self, const gchar * what)
+{
+  if (GST_STATE (self) <= GST_STATE_READY)
+    return TRUE;
+  GST_WARNING_OBJECT (self, "%s can only be changed in the NULL or READY state", what);
+  return FALSE;
+}
+
+static void
+gst_ctsr_upscale_set_property (GObject * object, guint prop_id, const GValue * value,
+    GParamSpec * pspec)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_TIMESTEP:
+      self->timestep = g_value_get_double (value);
+      break;
+    case PROP_MODEL_LOCATION:{
+      const gchar *location = g_value_get_string (value);
+
+      if (!gst_ctsr_upscale_ready_or_lower_locked (self, "model-location"))
+        break;
+      g_free (self->model_location);
+      self->model_location = g_strdup (location && *location ? location :
+          default_model_location ());
+      self->config_generation++;
+      self->scale = 0;
+      break;
+    }
+    case PROP_DEVICE:
+      if (!gst_ctsr_upscale_ready_or_lower_locked (self, "device"))
+        break;
+      self->device = g_value_get_int (value);
+      self->config_generation++;
+      self->scale = 0;
+      break;
+    case PROP_TILE_SIZE:
+      self->tile_size = g_value_get_int (value);
+      self->tile_size_changed = TRUE;
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_ctsr_upscale_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_TIMESTEP:
+      g_value_set_double (value, self->timestep);
+      break;
+    case PROP_MODEL_LOCATION:
+      g_value_set_string (value, self->model_location);
+      break;
+    case PROP_DEVICE:
+      g_value_set_int (value, self->device);
+      break;
+    case PROP_DEVICE_NAME:
+      g_value_set_string (value, self->device_name);
+      break;
+    case PROP_SCALE:
+      g_value_set_int (value, self->scale);
+      break;
+    case PROP_TILE_SIZE:
+      g_value_set_int (value, self->tile_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void
+gst_ctsr_upscale_finalize (GObject * object)
+{
+  GstCtsrUpscale *self = GST_CTSR_UPSCALE (object);
+
+  if (self->ctx)
+    ctsr_context_destroy (self->ctx);
+  g_free (self->failed_path);
+  g_free (self->failed_message);
+  g_free (self->model_location);
+  g_free (self->device_name);
+  g_free (self->in_rgba);
+  g_free (self->out_rgba);
+  g_mutex_clear (&self->engine_lock);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
+
+  GST_DEBUG_CATEGORY_INIT (gst_ctsr_upscale_debug, "ctsrupscale", 0,
+      "CTSR neural-network upscaler");
+
+  gobject_class->set_property = gst_ctsr_upscale_set_property;
+  gobject_class->get_property = gst_ctsr_upscale_get_property;
+  gobject_class->finalize = gst_ctsr_upscale_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_TIMESTEP,
+      g_param_spec_double ("timestep", "Timestep",
+          "Trade-off of the output: 0 = fidelity (closest to the source), "
+          "1 = realness (natural detail)", 0.0, 1.0, DEFAULT_TIMESTEP,
+          G_PARAM_READWRITE | GST_PARAM_CONTROLLABLE | GST_PARAM_MUTABLE_PLAYING |
+          G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
+      g_param_spec_string ("model-location", "Model location",
+          "Model file (.safetensors); default: $CTSR_MODEL_PATH when set, else the "
+          "installed model. Loaded at the NULL to READY state change",
+          default_model_location (),
+          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_int ("device", "Device",
+          "Vulkan device index (-1: automatic, discrete GPU, then integrated, then CPU)",
+          -1, G_MAXINT, DEFAULT_DEVICE,
+          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_DEVICE_NAME,
+      g_param_spec_string ("device-name", "Device name",
+          "Name of the Vulkan device in use (NULL until the model is loaded)", NULL,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_SCALE,
+      g_param_spec_int ("scale", "Scale",
+          "Upscaling factor of the loaded model (0 until it is loaded)", 0, G_MAXINT, 0,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_TILE_SIZE,
+      g_param_spec_int ("tile-size", "Tile size",
+          "Edge of the input tiles in pixels (0: automatic from the device memory budget)",
+          0, G_MAXINT, DEFAULT_TILE_SIZE,
+          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
+
+  gst_element_class_set_static_metadata (element_class,
+      "CTSR super-resolution upscaler", "Filter/Effect/Video/Scaler",
+      "Upscales video by the model's factor with a small neural network run on Vulkan "
+      "compute (libctsr); timestep trades fidelity (0) for realness (1)",
+      "gst-ctsr developers");
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_change_state);
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_stop);
+  trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_caps);
+  trans_class->fixate_caps = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_fixate_caps);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_src_event);
+  filter_class->set_info = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_set_info);
+  filter_class->transform_frame = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_frame);
+}
+
+static void
+gst_ctsr_upscale_init (GstCtsrUpscale * self)
+{
+  GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
+
+  self->timestep = DEFAULT_TIMESTEP;
+  self->model_location = g_strdup (default_model_location ());
+  self->device = DEFAULT_DEVICE;
+  self->tile_size = DEFAULT_TILE_SIZE;
+  self->applied_timestep = -1.0f;
+  g_mutex_init (&self->engine_lock);
+
+  gst_base_transform_set_qos_enabled (trans, TRUE);
+  gst_base_transform_set_gap_aware (trans, TRUE);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  return GST_ELEMENT_REGISTER (ctsrupscale, plugin);
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, ctsr,
+    "Controllable super-resolution (CTSR) on Vulkan compute",
+    plugin_init, VERSION, "MIT/X11", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

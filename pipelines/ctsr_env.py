@@ -1,0 +1,20 @@
+"""Shared by the Python examples: run against the uninstalled plugin when the build tree has
+one (CTSR_BUILD_DIR, default "build", relative to the repository root), with the model in
+models/. Import before Gst.init()."""
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.environ.get("CTSR_OUT_DIR", os.path.join(ROOT, "demo-out", "pipelines"))
+
+
+def setup():
+    build = os.environ.get("CTSR_BUILD_DIR", "build")
+    if not os.path.isabs(build):
+        build = os.path.join(ROOT, build)
+    plugin_dir = os.path.join(build, "gst")
+    if os.path.exists(os.path.join(plugin_dir, "libgstctsr.so")):
+        paths = [plugin_dir] + [p for p in os.environ.get("GST_PLUGIN_PATH", "").split(":") if p]
+        os.environ["GST_PLUGIN_PATH"] = ":".join(paths)
+        os.environ.setdefault("CTSR_MODEL_PATH",
+                              os.path.join(ROOT, "models", "ctsr-x2-interim.safetensors"))
+    os.makedirs(OUT_DIR, exist_ok=True)
