@@ -712,8 +712,9 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
     int ret = 0;
     const int T = ctsr_effective_tile_size(ctx, w, h);
     tile t;
-    size_t px = 0;
-    for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
+    size_t px = 0; /* the largest tile region */
+    int ntiles = 0;
+    for (; tile_iter(ctx, w, h, T, ntiles, &t); ntiles++)
         if ((size_t)t.rw * t.rh > px)
             px = (size_t)t.rw * t.rh;
     const uint32_t *maxg = ctx->vk.props.limits.maxComputeWorkGroupCount;
@@ -726,9 +727,6 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
         return ret;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    int ntiles = 0;
-    while (tile_iter(ctx, w, h, T, ntiles, &t))
-        ntiles++;
     if (ctx->profiling && (ret = ensure_queries(ctx, (uint32_t)(ntiles * ctx->nd + 1), err, errlen)))
         return ret;
     VK_CHECK(vkBeginCommandBuffer(ctx->vk.cmd, &bi));
@@ -738,7 +736,7 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
         vkCmdResetQueryPool(ctx->vk.cmd, ctx->queries, 0, ctx->query_cap);
         timestamp(ctx, K_COUNT);
     }
-    for (int i = 0; i < ntiles && tile_iter(ctx, w, h, T, i, &t); i++)
+    for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
         record_tile(ctx, &t, fmt, w);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
