@@ -11,14 +11,6 @@
 
 #define TOL 1e-4f
 
-static int passed;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        int ok_ = (cond);                                                                      \
-        TU_CHECK(ok_, __VA_ARGS__);                                                            \
-        passed += ok_;                                                                         \
-    } while (0)
 
 static void golden_set(const char *name)
 {
@@ -27,7 +19,7 @@ static void golden_set(const char *name)
     snprintf(path, sizeof path, "%s", tu_data_path(fn));
     ctsr_model *m = NULL;
     int rc = ctsr_model_load_file(path, &m, err, sizeof err);
-    CHECK(rc == 0, "%s: %s (generate: cd training && python3 -m ctsr.golden --out ../tests/data)",
+    TU_EXPECT(rc == 0, "%s: %s (generate: cd training && python3 -m ctsr.golden --out ../tests/data)",
           name, err);
     if (rc)
         return;
@@ -35,21 +27,21 @@ static void golden_set(const char *name)
     snprintf(path, sizeof path, "%s", tu_data_path(fn));
     tu_golden g;
     rc = tu_golden_load(path, &g);
-    CHECK(rc == 0, "%s: cannot read golden vectors %s", name, path);
+    TU_EXPECT(rc == 0, "%s: cannot read golden vectors %s", name, path);
     if (rc) {
         ctsr_model_free(m);
         return;
     }
-    CHECK(g.scale == m->cfg.scale, "%s: golden scale %d, model scale %d", name, g.scale,
+    TU_EXPECT(g.scale == m->cfg.scale, "%s: golden scale %d, model scale %d", name, g.scale,
           m->cfg.scale);
     if (g.scale == m->cfg.scale) {
         size_t n_out = (size_t)g.h * g.scale * g.w * g.scale * 3;
         float *out = malloc(n_out * sizeof *out);
         for (int i = 0; i < g.n_t; i++) {
             rc = ctsr_ref_forward(m, g.t[i], g.input, g.h, g.w, out);
-            CHECK(rc == 0, "%s: ctsr_ref_forward returned %d", name, rc);
+            TU_EXPECT(rc == 0, "%s: ctsr_ref_forward returned %d", name, rc);
             float d = tu_max_abs_diff(out, g.output + (size_t)i * n_out, n_out);
-            CHECK(d <= TOL, "%s t=%g: max abs diff %.3g > %.0e", name, g.t[i], d, TOL);
+            TU_EXPECT(d <= TOL, "%s t=%g: max abs diff %.3g > %.0e", name, g.t[i], d, TOL);
             printf("  %-8s %2dx%-2d x%d  t=%-5g max abs diff %.3g\n", name, g.h, g.w, g.scale,
                    g.t[i], d);
         }
@@ -112,7 +104,7 @@ static void test_window_attn(int h, int w, int c, int heads, int win, uint32_t s
             for (int i = 0; i < c; i++)
                 md = fmax(md, fabs(out[((size_t)y * w + x) * c + i] - want[i]));
         }
-    CHECK(md < 1e-5, "window attn %dx%d C=%d heads=%d w=%d: max diff %.3g", h, w, c, heads,
+    TU_EXPECT(md < 1e-5, "window attn %dx%d C=%d heads=%d w=%d: max diff %.3g", h, w, c, heads,
           win, md);
     printf("  window attn %2dx%-2d C=%-2d heads=%d w=%-2d max diff vs brute force %.3g\n", h, w,
            c, heads, win, md);
@@ -142,7 +134,7 @@ static void test_small_ops(void)
                     float want = 0.25f + 0.01f * (c * 4 + i * 2 + j) + 0.1f * y + 0.001f * x;
                     md = fmaxf(md, fabsf(out[(oy * w * s + ox) * 3 + c] - want));
                 }
-        CHECK(md < 1e-6, "pixel shuffle: max diff %g", md);
+        TU_EXPECT(md < 1e-6, "pixel shuffle: max diff %g", md);
     }
     /* bilinear x2 of a 1-D ramp along x: PyTorch gives [0, .25, .75, 1.25, 1.75, 2] * k */
     {
@@ -156,7 +148,7 @@ static void test_small_ops(void)
         for (int oy = 0; oy < 2; oy++)
             for (int ox = 0; ox < 8; ox++)
                 md = fmaxf(md, fabsf(out[(oy * 8 + ox) * 3 + 1] - want[ox]));
-        CHECK(md < 1e-6, "bilinear ramp: max diff %g", md);
+        TU_EXPECT(md < 1e-6, "bilinear ramp: max diff %g", md);
         /* clamping */
         for (int i = 0; i < 12 * 4; i++)
             tail[i] = i % 2 ? 5.0f : -5.0f;
@@ -164,38 +156,38 @@ static void test_small_ops(void)
         int clamped = 1;
         for (int i = 0; i < 2 * 8 * 3; i++)
             clamped &= out[i] == 0.0f || out[i] == 1.0f;
-        CHECK(clamped, "output not clamped to [0, 1]");
+        TU_EXPECT(clamped, "output not clamped to [0, 1]");
     }
     /* activations */
     {
         float x[5] = {-2.0f, -0.5f, 0.0f, 0.5f, 3.0f}, y[5];
         memcpy(y, x, sizeof x);
         ctsr_ref_act(y, 5, CTSR_ACT_RELU);
-        CHECK(y[0] == 0 && y[1] == 0 && y[3] == 0.5f && y[4] == 3.0f, "relu");
+        TU_EXPECT(y[0] == 0 && y[1] == 0 && y[3] == 0.5f && y[4] == 3.0f, "relu");
         memcpy(y, x, sizeof x);
         ctsr_ref_act(y, 5, CTSR_ACT_LRELU);
-        CHECK(fabsf(y[0] + 0.2f) < 1e-7f && fabsf(y[1] + 0.05f) < 1e-7f && y[4] == 3.0f,
+        TU_EXPECT(fabsf(y[0] + 0.2f) < 1e-7f && fabsf(y[1] + 0.05f) < 1e-7f && y[4] == 3.0f,
               "lrelu");
         memcpy(y, x, sizeof x);
         ctsr_ref_act(y, 5, CTSR_ACT_SILU);
-        CHECK(fabsf(y[0] - (-0.23840584f)) < 1e-6f && fabsf(y[4] - 2.8577223f) < 1e-6f, "silu");
+        TU_EXPECT(fabsf(y[0] - (-0.23840584f)) < 1e-6f && fabsf(y[4] - 2.8577223f) < 1e-6f, "silu");
         memcpy(y, x, sizeof x);
         ctsr_ref_act(y, 5, CTSR_ACT_GELU);
         /* torch.nn.functional.gelu(x, approximate="tanh") */
-        CHECK(fabsf(y[0] - (-0.04540231f)) < 1e-6f && fabsf(y[1] - (-0.15428599f)) < 1e-6f &&
+        TU_EXPECT(fabsf(y[0] - (-0.04540231f)) < 1e-6f && fabsf(y[1] - (-0.15428599f)) < 1e-6f &&
                   y[2] == 0.0f && fabsf(y[3] - 0.34571401f) < 1e-6f &&
                   fabsf(y[4] - 2.99636269f) < 1e-6f,
               "gelu: %.8f %.8f %.8f %.8f", y[0], y[1], y[3], y[4]);
         memcpy(y, x, sizeof x);
         ctsr_ref_act(y, 5, CTSR_ACT_NONE);
-        CHECK(!memcmp(x, y, sizeof x), "act none");
+        TU_EXPECT(!memcmp(x, y, sizeof x), "act none");
     }
     /* layernorm of [1, 2, 3, 4]: mean 2.5, var 1.25 */
     {
         float x[4] = {1, 2, 3, 4}, g[4] = {1, 2, 1, 1}, b[4] = {0, 0, 0, 1}, y[4];
         ctsr_ref_layernorm(x, 1, 1, 4, g, b, y);
         double r = 1.0 / sqrt(1.25 + 1e-5);
-        CHECK(fabs(y[0] + 1.5 * r) < 1e-6 && fabs(y[1] + 1.0 * r) < 1e-6 &&
+        TU_EXPECT(fabs(y[0] + 1.5 * r) < 1e-6 && fabs(y[1] + 1.0 * r) < 1e-6 &&
                   fabs(y[2] - 0.5 * r) < 1e-6 && fabs(y[3] - (1.5 * r + 1)) < 1e-6,
               "layernorm %g %g %g %g", y[0], y[1], y[2], y[3]);
     }
@@ -210,7 +202,7 @@ static void test_small_ops(void)
         int ok = 1;
         for (int i = 0; i < 9; i++)
             ok &= out[i] == want[i] + 0.5f;
-        CHECK(ok, "conv3x3 padding");
+        TU_EXPECT(ok, "conv3x3 padding");
     }
 }
 
@@ -226,5 +218,5 @@ int main(void)
     const char *sets[] = {"small", "default", "x4", "tiny"};
     for (int i = 0; i < 4; i++)
         golden_set(sets[i]);
-    return tu_finish("golden-reference", passed);
+    return tu_finish("golden-reference", tu_passed);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 int tu_failures;
+int tu_passed;
 
 void tu_rand_fill(float *x, size_t n, float lo, float hi, uint32_t *state)
 {

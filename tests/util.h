@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 extern int tu_failures;
+extern int tu_passed;
 
 #define TU_CHECK(cond, ...)                                                                    \
     do {                                                                                       \
@@ -15,6 +16,14 @@ extern int tu_failures;
             fprintf(stderr, __VA_ARGS__);                                                      \
             fprintf(stderr, "\n");                                                             \
         }                                                                                      \
+    } while (0)
+
+/* TU_CHECK that also counts the passes (reported by tu_finish_counted). */
+#define TU_EXPECT(cond, ...)                                                                   \
+    do {                                                                                       \
+        int ok_ = !!(cond);                                                                    \
+        TU_CHECK(ok_, __VA_ARGS__);                                                            \
+        tu_passed += ok_;                                                                      \
     } while (0)
 
 /* Deterministic uniform floats in [lo, hi). */

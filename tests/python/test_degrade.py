@@ -8,14 +8,8 @@ import torch
 import degrade as D
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread for this module (restored afterwards). On a shared 2-core machine,
-    2 OpenMP threads next to other jobs run these small convolutions 6-17x slower than 1."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread for this module (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def hr_image(h=64, w=96, seed=0):

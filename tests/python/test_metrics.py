@@ -15,14 +15,8 @@ PHOTOS = os.path.join(SHARED, "photos", "sun_hays80")
 NIQE_NPZ = os.path.join(SHARED, "iqa", "niqe_pris_params.npz")
 BRISQUE_MODEL = os.path.join(SHARED, "iqa", "brisque_model_live.yml")
 BRISQUE_RANGE = os.path.join(SHARED, "iqa", "brisque_range_live.yml")
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread for this module (restored afterwards). On a shared 2-core machine,
-    2 OpenMP threads next to other jobs run these small convolutions 6-17x slower than 1."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread for this module (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 NAMES = ("abbey_sun_asztnlqhlrvirneh.jpg", "barn_sun_btulbiaoilnxcseh.jpg",
