@@ -153,6 +153,18 @@ void ctsr_ref_window_attn(const float *qkv, int h, int w, int c, int heads, int 
         free(p);
 }
 
+/* Source taps of output coordinate o for a bilinear upsample by 1/inv over n input samples
+ * (align_corners = False; negative source coordinates clamp to 0). */
+static void bilinear_src(int o, float inv, int n, int *i0, int *i1, float *frac)
+{
+    float src = inv * ((float)o + 0.5f) - 0.5f;
+    if (src < 0.0f)
+        src = 0.0f;
+    *i0 = (int)src;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *frac = src - (float)*i0;
+}
+
 void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w, int s,
                                float *out)
 {
@@ -161,19 +173,15 @@ void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w
      * uses 1/s as the scale */
     const float inv = (float)(1.0 / s);
     for (int oy = 0; oy < oh; oy++) {
-        float sy = inv * ((float)oy + 0.5f) - 0.5f;
-        if (sy < 0.0f)
-            sy = 0.0f;
-        int y0 = (int)sy;
-        int y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-        float ly1 = sy - (float)y0, ly0 = 1.0f - ly1;
+        int y0, y1;
+        float ly1;
+        bilinear_src(oy, inv, h, &y0, &y1, &ly1);
+        float ly0 = 1.0f - ly1;
         for (int ox = 0; ox < ow; ox++) {
-            float sx = inv * ((float)ox + 0.5f) - 0.5f;
-            if (sx < 0.0f)
-                sx = 0.0f;
-            int x0 = (int)sx;
-            int x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-            float lx1 = sx - (float)x0, lx0 = 1.0f - lx1;
+            int x0, x1;
+            float lx1;
+            bilinear_src(ox, inv, w, &x0, &x1, &lx1);
+            float lx0 = 1.0f - lx1;
             /* pixel shuffle: out[c][y*s+i][x*s+j] = tail[c*s*s + i*s + j][y][x] */
             int y = oy / s, i = oy % s, x = ox / s, j = ox % s;
             const float *tp = tail + ((size_t)y * w + x) * ct;
