@@ -18,6 +18,8 @@
  *
  * Environment: CTSR_NO_SUBGROUP_SHUFFLE=1 makes the convolutions use the variant without
  * subgroup shuffles (what devices with subgroups narrower than 8 get); for testing.
+ * CTSR_NO_SHADER_YUV=1 makes ctsr_supports_yuv() answer 0 (what devices without 8-bit
+ * storage buffers get), so callers take their host conversion path; for testing.
  */
 #ifndef CTSR_H
 #define CTSR_H
@@ -98,6 +100,34 @@ int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_
 /* Float RGB, interleaved [h][w][3] in [0, 1], tightly packed (the layout the tests use). */
 int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float *out,
                          char *err, size_t errlen);
+
+/* YUV 4:2:0 frames, converted to and from RGB in the shaders. Planes are 8-bit; chroma is
+ * ((w + 1) / 2) x ((h + 1) / 2). I420: planes 0 (Y), 1 (U = Cb), 2 (V = Cr); NV12: planes 0
+ * (Y) and 1 (interleaved Cb Cr), plane 2 unused (may be NULL).
+ * kr, kb: luma coefficients of the colour matrix (BT.601: 0.299, 0.114; BT.709: 0.2126,
+ * 0.0722); full_range: codes 0..255, else limited (Y' 16..235, Cb Cr 16..240). Chroma
+ * siting along each axis: cosited (chroma sample i at luma position 2i) or centred (at
+ * 2i + 1/2). Input: chroma is upsampled bilinearly at its siting. Output: each chroma sample
+ * is computed from the upscaled RGB: the 2x2 average (centred), with 1-2-1 weights over the
+ * neighbouring pixels along a cosited axis (pixels outside the frame clamp); codes are
+ * rounded to nearest. Input and output may have different colorimetry. */
+enum { CTSR_YUV_I420 = 1, CTSR_YUV_NV12 = 2 };
+typedef struct ctsr_yuv {
+    int format;       /* CTSR_YUV_I420 or CTSR_YUV_NV12 */
+    double kr, kb;    /* luma coefficients of the matrix */
+    int full_range;   /* 1: 0..255, 0: limited */
+    int chroma_cosited_h, chroma_cosited_v;
+} ctsr_yuv;
+
+/* 1 when the device can convert YUV in shaders (storageBuffer8BitAccess), else 0:
+ * ctsr_process_yuv then fails with CTSR_E_INVALID and the caller converts on the host. */
+int ctsr_supports_yuv(const ctsr_context *ctx);
+/* Upscale one YUV frame: input w x h, output (scale*w) x (scale*h), both of the same
+ * format. Strides in bytes, per plane (an NV12 chroma row of c samples has 2c bytes). */
+int ctsr_process_yuv(ctsr_context *ctx, const ctsr_yuv *in_fmt, const uint8_t *const in_planes[3],
+                     const size_t in_strides[3], int w, int h, const ctsr_yuv *out_fmt,
+                     uint8_t *const out_planes[3], const size_t out_strides[3], char *err,
+                     size_t errlen);
 
 /* Per-operator device time of the last frame, from Vulkan timestamps (profiling on). */
 typedef struct ctsr_profile {

@@ -9,13 +9,15 @@
 enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
 enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
 /* shader variants of K_CONV (kernel size x subgroup shuffle), in ctsr_shaders after K_COUNT */
-enum { K_CONV1_SHUFFLE = K_COUNT, K_CONV3_PLAIN, K_CONV1_PLAIN, K_SHADER_COUNT };
+enum { K_CONV1_SHUFFLE = K_COUNT, K_CONV3_PLAIN, K_CONV1_PLAIN, K_UNPACK_YUV, K_OUTPUT_YUV,
+       K_SHADER_COUNT };
 /* the SPIR-V of a convolution with kernel size k (1 or 3) */
 static inline int conv_shader(int k, int shuffle)
 {
     return k == 3 ? (shuffle ? K_CONV : K_CONV3_PLAIN) : (shuffle ? K_CONV1_SHUFFLE : K_CONV1_PLAIN);
 }
-enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1 };
+/* frame formats; I420 and NV12 use the K_UNPACK_YUV / K_OUTPUT_YUV shaders (8-bit storage) */
+enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1, FMT_I420 = 2, FMT_NV12 = 3, FMT_COUNT };
 
 #define MAX_PIPES 48
 #define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
@@ -29,7 +31,7 @@ typedef struct pipe_entry {
 
 typedef struct dispatch {
     int kind;
-    int pipe[2]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
+    int pipe[FMT_COUNT]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
     int bind[CTSR_BINDINGS];
     int32_t pc[8]; /* kind-specific push constants after width/height */
     int groups_z;
@@ -63,6 +65,7 @@ struct ctsr_context {
     uint8_t *query_kind; /* kind of the dispatch each timestamp closes */
     double frame_conv_macs;
     ctsr_profile profile;
+    ctsr_yuv yuv_in, yuv_out; /* colorimetry of the frame being processed (YUV formats) */
 };
 
 

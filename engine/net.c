@@ -30,8 +30,12 @@
 #include "layernorm_f32.spv.h"
 #include "output_f16.spv.h"
 #include "output_f32.spv.h"
+#include "output_yuv_f16.spv.h"
+#include "output_yuv_f32.spv.h"
 #include "unpack_f16.spv.h"
 #include "unpack_f32.spv.h"
+#include "unpack_yuv_f16.spv.h"
+#include "unpack_yuv_f32.spv.h"
 #include "wattn_f16.spv.h"
 #include "wattn_f32.spv.h"
 
@@ -51,6 +55,10 @@ const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT] = {
                  sizeof ctsr_spv_wattn_f16},
     [K_OUTPUT] = {ctsr_spv_output_f32, ctsr_spv_output_f16, sizeof ctsr_spv_output_f32,
                   sizeof ctsr_spv_output_f16},
+    [K_UNPACK_YUV] = {ctsr_spv_unpack_yuv_f32, ctsr_spv_unpack_yuv_f16,
+                      sizeof ctsr_spv_unpack_yuv_f32, sizeof ctsr_spv_unpack_yuv_f16},
+    [K_OUTPUT_YUV] = {ctsr_spv_output_yuv_f32, ctsr_spv_output_yuv_f16,
+                      sizeof ctsr_spv_output_yuv_f32, sizeof ctsr_spv_output_yuv_f16},
 };
 
 const char *ctsr_strerror(int code)
@@ -335,12 +343,14 @@ static int build_network(ctsr_context *ctx, char *err, size_t errlen)
     int ret = 0;
     ctx->nd = 0;
 
-    /* unpack: frame -> IMG (two formats) */
+    /* unpack: frame -> IMG (RGBA8, float RGB; I420 and NV12 with 8-bit storage) */
+    const int nfmt = ctx->vk.storage8 ? FMT_COUNT : FMT_I420;
     {
         dispatch *d = add(ctx, K_UNPACK, B_FRAME_IN, B_IMG, B_WEIGHTS, B_WEIGHTS);
-        for (int f = 0; f < 2; f++) {
+        for (int f = 0; f < nfmt; f++) {
             int32_t spec[2] = {ctx->wg, f};
-            TRY(d->pipe[f] = get_pipe(ctx, K_UNPACK, spec, 2, err, errlen));
+            TRY(d->pipe[f] = get_pipe(ctx, f >= FMT_I420 ? K_UNPACK_YUV : K_UNPACK, spec, 2,
+                                      err, errlen));
         }
     }
     TRY(add_conv(ctx, &p, &m->head, B_IMG, B_X, CTSR_ACT_NONE, 0, 0, err, errlen));
@@ -366,9 +376,10 @@ static int build_network(ctsr_context *ctx, char *err, size_t errlen)
     TRY(add_conv(ctx, &p, &m->tail, B_X, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
     {
         dispatch *d = add(ctx, K_OUTPUT, B_T1, B_FRAME_OUT, B_IMG, B_WEIGHTS);
-        for (int f = 0; f < 2; f++) {
+        for (int f = 0; f < nfmt; f++) {
             int32_t spec[4] = {ctx->wg, f, c->scale, c4(3 * c->scale * c->scale)};
-            TRY(d->pipe[f] = get_pipe(ctx, K_OUTPUT, spec, 4, err, errlen));
+            TRY(d->pipe[f] = get_pipe(ctx, f >= FMT_I420 ? K_OUTPUT_YUV : K_OUTPUT, spec, 4,
+                                      err, errlen));
         }
     }
 
@@ -535,9 +546,13 @@ int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h)
         t -= t % win;
         if (t < win)
             t = win;
-        return t;
+    } else {
+        t = cdiv(t, win) * win;
     }
-    t = cdiv(t, win) * win;
+    /* tile interiors start at even output pixels (YUV 4:2:0 chroma blocks): with an odd
+     * scale an odd tile edge (odd window) becomes even by adding a window */
+    if (t % 2 && c->scale % 2)
+        t += win;
     return t;
 }
 
@@ -577,7 +592,16 @@ static void timestamp(ctsr_context *ctx, int kind)
                         ctx->query_count++);
 }
 
-static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
+/* push constants of the YUV shaders: kr, kb and the flags (YUV_* in common.glsl) */
+static void yuv_push(const ctsr_yuv *y, int32_t *pc)
+{
+    const float kr = (float)y->kr, kb = (float)y->kb;
+    memcpy(pc, &kr, 4);
+    memcpy(pc + 1, &kb, 4);
+    pc[2] = (y->full_range ? 1 : 0) | (y->chroma_cosited_h ? 2 : 0) | (y->chroma_cosited_v ? 4 : 0);
+}
+
+static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w, int frame_h)
 {
     VkCommandBuffer cmd = ctx->vk.cmd;
     const int S = ctx->model->cfg.scale;
@@ -595,6 +619,9 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
             pc[2] = t->rx;
             pc[3] = t->ry;
             pc[4] = frame_w;
+            pc[5] = frame_h;
+            if (fmt >= FMT_I420)
+                yuv_push(&ctx->yuv_in, pc + 6);
             gx = (uint32_t)cdiv(t->rw, ctx->wg);
             gy = (uint32_t)t->rh;
             break;
@@ -622,8 +649,15 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w)
             pc[6] = t->ix;
             pc[7] = t->iy;
             pc[8] = frame_w * S;
-            gx = (uint32_t)cdiv(t->iw * S, ctx->wg);
-            gy = (uint32_t)(t->ih * S);
+            if (fmt >= FMT_I420) { /* one invocation per 2x2 block */
+                pc[9] = frame_h * S;
+                yuv_push(&ctx->yuv_out, pc + 10);
+                gx = (uint32_t)cdiv(cdiv(t->iw * S, 2), ctx->wg);
+                gy = (uint32_t)cdiv(t->ih * S, 2);
+            } else {
+                gx = (uint32_t)cdiv(t->iw * S, ctx->wg);
+                gy = (uint32_t)(t->ih * S);
+            }
             break;
         }
         vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->pipes[pipe].pipe);
@@ -737,7 +771,7 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
         timestamp(ctx, K_COUNT);
     }
     for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
-        record_tile(ctx, &t, fmt, w);
+        record_tile(ctx, &t, fmt, w, h);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
@@ -807,6 +841,99 @@ int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float
     return 0;
 }
 
+int ctsr_supports_yuv(const ctsr_context *ctx) { return ctx->vk.storage8; }
+
+static int check_yuv(const ctsr_yuv *f, const char *side, char *err, size_t errlen)
+{
+    if (!f || (f->format != CTSR_YUV_I420 && f->format != CTSR_YUV_NV12)) {
+        ctsr_seterr(err, errlen, "%s YUV format must be CTSR_YUV_I420 or CTSR_YUV_NV12", side);
+        return CTSR_E_INVALID;
+    }
+    if (!(f->kr > 0.0 && f->kb > 0.0 && f->kr + f->kb < 1.0)) {
+        ctsr_seterr(err, errlen, "%s luma coefficients kr = %g, kb = %g out of range", side,
+                    f->kr, f->kb);
+        return CTSR_E_INVALID;
+    }
+    return 0;
+}
+
+/* Copies planes between strided memory and the tightly packed device layout (to_dev: host
+ * -> device). Checks the pointers and strides first when check is set. */
+static int yuv_planes(const ctsr_yuv *f, uint8_t *dev, uint8_t *const planes[3],
+                      const size_t strides[3], int w, int h, int to_dev, const char *side,
+                      char *err, size_t errlen)
+{
+    const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+    const int np = f->format == CTSR_YUV_I420 ? 3 : 2;
+    const size_t row[3] = {(size_t)w, (size_t)cw * (np == 3 ? 1 : 2), (size_t)cw};
+    const int rows[3] = {h, ch, ch};
+    for (int p = 0; p < np; p++)
+        if (!planes[p] || strides[p] < row[p]) {
+            ctsr_seterr(err, errlen, "%s plane %d: %s", side, p,
+                        planes[p] ? "stride too small for the row" : "NULL");
+            return CTSR_E_INVALID;
+        }
+    if (!dev)
+        return 0;
+    for (int p = 0; p < np; p++) {
+        for (int y = 0; y < rows[p]; y++) {
+            if (to_dev)
+                memcpy(dev + y * row[p], planes[p] + y * strides[p], row[p]);
+            else
+                memcpy(planes[p] + y * strides[p], dev + y * row[p], row[p]);
+        }
+        dev += rows[p] * row[p];
+    }
+    return 0;
+}
+
+int ctsr_process_yuv(ctsr_context *ctx, const ctsr_yuv *in_fmt, const uint8_t *const in_planes[3],
+                     const size_t in_strides[3], int w, int h, const ctsr_yuv *out_fmt,
+                     uint8_t *const out_planes[3], const size_t out_strides[3], char *err,
+                     size_t errlen)
+{
+    int ret = check_frame(ctx, in_planes, w, h, out_planes, err, errlen);
+    if (ret)
+        return ret;
+    if (!ctx->vk.storage8) {
+        ctsr_seterr(err, errlen, "%s has no 8-bit storage buffers (storageBuffer8BitAccess): "
+                    "YUV frames cannot be converted in shaders; convert to RGBA on the host",
+                    ctx->device_name);
+        return CTSR_E_INVALID;
+    }
+    if ((ret = check_yuv(in_fmt, "input", err, errlen)) ||
+        (ret = check_yuv(out_fmt, "output", err, errlen)))
+        return ret;
+    if (in_fmt->format != out_fmt->format) {
+        ctsr_seterr(err, errlen, "input and output YUV formats differ");
+        return CTSR_E_INVALID;
+    }
+    if (!in_strides || !out_strides) {
+        ctsr_seterr(err, errlen, "NULL strides");
+        return CTSR_E_INVALID;
+    }
+    const int S = ctx->model->cfg.scale, W = w * S, H = h * S;
+    if ((ret = yuv_planes(in_fmt, NULL, (uint8_t *const *)in_planes, in_strides, w, h, 1,
+                          "input", err, errlen)) ||
+        (ret = yuv_planes(out_fmt, NULL, out_planes, out_strides, W, H, 0, "output", err,
+                          errlen)))
+        return ret;
+    const size_t in_bytes = (size_t)w * h + (size_t)2 * ((w + 1) / 2) * ((h + 1) / 2);
+    const size_t out_bytes = (size_t)W * H + (size_t)2 * ((W + 1) / 2) * ((H + 1) / 2);
+    if ((ret = ensure_frame_buffers(ctx, in_bytes, out_bytes, err, errlen)))
+        return ret;
+    yuv_planes(in_fmt, ctx->buf[B_FRAME_IN].map, (uint8_t *const *)in_planes, in_strides, w, h,
+               1, "input", err, errlen);
+    ctx->yuv_in = *in_fmt;
+    ctx->yuv_out = *out_fmt;
+    if ((ret = run_frame(ctx, w, h, in_fmt->format == CTSR_YUV_I420 ? FMT_I420 : FMT_NV12, err,
+                         errlen)))
+        return ret;
+    yuv_planes(out_fmt, ctx->buf[B_FRAME_OUT].map, out_planes, out_strides, W, H, 0, "output",
+               err, errlen);
+    return 0;
+}
+
 /* ---- loading ---- */
 
 static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errlen)
@@ -847,6 +974,18 @@ static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
             ret = ctsr_process_rgba8(ctx, rgba, wu, wu, (size_t)wu * 4,
                                      (uint8_t *)(img + (size_t)wu * wu * 3),
                                      (size_t)wu * c->scale * 4, err, errlen);
+        /* the YUV shaders too (I420 and NV12), reading and writing the same zeroed bytes */
+        for (int f = CTSR_YUV_I420; !ret && ctx->vk.storage8 && f <= CTSR_YUV_NV12; f++) {
+            const ctsr_yuv yuv = {.format = f, .kr = 0.299, .kb = 0.114};
+            uint8_t *big = (uint8_t *)(img + (size_t)wu * wu * 3);
+            const int W = wu * c->scale, cw = (W + 1) / 2;
+            const uint8_t *const ip[3] = {rgba, rgba, rgba};
+            uint8_t *const op[3] = {big, big, big};
+            const size_t is[3] = {(size_t)wu, (size_t)(wu + 1) / 2 * 2, (size_t)wu};
+            const size_t os[3] = {(size_t)W, (size_t)cw * 2, (size_t)cw};
+            memset(img, 0, (size_t)wu * wu * 3 * sizeof(float));
+            ret = ctsr_process_yuv(ctx, &yuv, ip, is, wu, wu, &yuv, op, os, err, errlen);
+        }
         free(img);
         if (ret)
             goto fail;

@@ -198,23 +198,33 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
     VkPhysicalDevice16BitStorageFeatures s16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f16};
+    /* 8-bit storage (core in 1.2, else VK_KHR_8bit_storage): the YUV frame shaders */
+    VkPhysicalDevice8BitStorageFeatures s8 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES, .pNext = &s16};
     VkPhysicalDeviceFeatures2 feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                      .pNext = &s16};
-    int has_f16_ext = 0;
+                                      .pNext = &s8};
+    int has_f16_ext = 0, has_s8_ext = 0;
     {
         uint32_t ne = 0;
         vkEnumerateDeviceExtensionProperties(vk->phys, NULL, &ne, NULL);
         VkExtensionProperties *ext = calloc(ne ? ne : 1, sizeof *ext);
         if (ext && vkEnumerateDeviceExtensionProperties(vk->phys, NULL, &ne, ext) == VK_SUCCESS)
             for (uint32_t i = 0; i < ne; i++)
+            {
                 has_f16_ext |= !strcmp(ext[i].extensionName,
                                        VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+                has_s8_ext |= !strcmp(ext[i].extensionName, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+            }
         free(ext);
     }
     if (!has_f16_ext && vk->props.apiVersion < VK_API_VERSION_1_2)
         s16.pNext = NULL;
+    const int s8_known = has_s8_ext || vk->props.apiVersion >= VK_API_VERSION_1_2;
+    if (!s8_known)
+        feat.pNext = &s16;
     vkGetPhysicalDeviceFeatures2(vk->phys, &feat);
     vk->fp16_storage = s16.storageBuffer16BitAccess && s16.pNext && f16.shaderFloat16;
+    vk->storage8 = s8_known && s8.storageBuffer8BitAccess && !getenv("CTSR_NO_SHADER_YUV");
 
     /* enable exactly what we use */
     VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
@@ -223,17 +233,23 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     VkPhysicalDevice16BitStorageFeatures s16_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
         .pNext = &f16_on, .storageBuffer16BitAccess = VK_TRUE};
-    const char *exts[1];
+    VkPhysicalDevice8BitStorageFeatures s8_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES,
+        .pNext = vk->fp16_storage ? &s16_on : NULL, .storageBuffer8BitAccess = VK_TRUE};
+    const char *exts[2];
     uint32_t next = 0;
     if (vk->fp16_storage && vk->props.apiVersion < VK_API_VERSION_1_2)
         exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+    if (vk->storage8 && vk->props.apiVersion < VK_API_VERSION_1_2)
+        exts[next++] = VK_KHR_8BIT_STORAGE_EXTENSION_NAME;
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = vk->queue_family,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-                              .pNext = vk->fp16_storage ? &s16_on : NULL,
+                              .pNext = vk->storage8 ? (void *)&s8_on
+                                       : vk->fp16_storage ? (void *)&s16_on : NULL,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
                               .enabledExtensionCount = next,

@@ -59,6 +59,7 @@ typedef struct ctsr_vk {
     uint32_t subgroup_size;
     int subgroup_shuffle; /* shuffle supported in compute with size >= 8, multiple of 8 */
     int fp16_storage;     /* storageBuffer16BitAccess + shaderFloat16 */
+    int storage8;         /* storageBuffer8BitAccess (enabled when present) */
     int is_cpu;
     size_t bytes_allocated;
 } ctsr_vk;

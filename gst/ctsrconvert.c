@@ -81,6 +81,9 @@ build_yuv_matrices (GstCtsrConvert * conv, const GstVideoInfo * info)
     gst_video_color_matrix_get_Kr_Kb (GST_VIDEO_COLOR_MATRIX_BT601, &kr, &kb);
   if (range == GST_VIDEO_COLOR_RANGE_UNKNOWN)
     range = GST_VIDEO_COLOR_RANGE_16_235;
+  conv->kr = kr;
+  conv->kb = kb;
+  conv->full_range = range == GST_VIDEO_COLOR_RANGE_0_255;
   gst_video_color_range_offsets (range, info->finfo, offset, scale);
 
   /* codes = offset + scale * n * (rgb / 255) */

@@ -2,7 +2,8 @@
  * libctsr takes. One function per direction; YUV uses an affine matrix built from the
  * stream's colorimetry (Kr/Kb table, limited or full range) and its chroma siting.
  *
- * Converting in shaders instead (upload the planes as they are) is future work. */
+ * The element converts I420 and NV12 in libctsr's shaders (ctsr_process_yuv) where the
+ * device supports it; this host path is the fallback. */
 #ifndef GST_CTSR_CONVERT_H
 #define GST_CTSR_CONVERT_H
 
@@ -26,6 +27,8 @@ typedef struct {
   GstCtsrMatrix to_yuv;         /* R'G'B' (0..255) -> Y'CbCr (codes) */
   gboolean h_cosited, v_cosited; /* chroma siting; otherwise centred between luma samples */
   guint8 black[3];              /* Y, Cb, Cr of black */
+  gdouble kr, kb;               /* luma coefficients of the matrix */
+  gboolean full_range;
 } GstCtsrConvert;
 
 /* Sets up the conversion for one side of the element. FALSE for an unsupported format. */

@@ -16,9 +16,10 @@
  *
  * Input and output have the same format (RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420 or NV12);
  * the output is `scale` times larger in both directions, pixel-aspect-ratio and framerate
- * pass through. The network works on RGB: YUV frames are converted on the host with the
- * stream's colorimetry (BT.601, BT.709 or BT.2020 matrix, limited or full range), and alpha
- * is upscaled bilinearly.
+ * pass through. The network works on RGB: YUV frames are converted in the shaders (on the
+ * host where the device lacks 8-bit storage buffers) with the stream's colorimetry (BT.601,
+ * BT.709 or BT.2020 matrix, limited or full range, chroma siting), and alpha is upscaled
+ * bilinearly.
  *
  * The model is loaded when the element goes from NULL to READY (or earlier, at the first
  * caps query): from #GstCtsrUpscale:model-location, which defaults to the installed model,
@@ -578,6 +579,22 @@ unsupported:
 /* ---------------------------------------------------------------------------------------- */
 /* streaming */
 
+/* libctsr's description of one side's YUV format and colorimetry */
+static ctsr_yuv
+gst_ctsr_upscale_yuv (const GstCtsrConvert * conv)
+{
+  ctsr_yuv y;
+
+  memset (&y, 0, sizeof y);
+  y.format = conv->format == GST_VIDEO_FORMAT_NV12 ? CTSR_YUV_NV12 : CTSR_YUV_I420;
+  y.kr = conv->kr;
+  y.kb = conv->kb;
+  y.full_range = conv->full_range;
+  y.chroma_cosited_h = conv->h_cosited;
+  y.chroma_cosited_v = conv->v_cosited;
+  return y;
+}
+
 static GstFlowReturn
 gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_frame,
     GstVideoFrame * out_frame)
@@ -628,7 +645,34 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
       goto tile_failed;
   }
 
-  /* RGBA in and out directly where the layout allows it, else through scratch frames */
+  /* I420 / NV12: converted in libctsr's shaders where the device can */
+  if (self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx)) {
+    const ctsr_yuv in_yuv = gst_ctsr_upscale_yuv (&self->in_conv);
+    const ctsr_yuv out_yuv = gst_ctsr_upscale_yuv (&self->out_conv);
+    const guint8 *in_planes[3] = { NULL, NULL, NULL };
+    guint8 *out_planes[3] = { NULL, NULL, NULL };
+    gsize in_strides[3] = { 0, 0, 0 }, out_strides[3] = { 0, 0, 0 };
+    guint p;
+
+    for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (in_frame) && p < 3; p++) {
+      in_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (in_frame, p);
+      in_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, p);
+    }
+    for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (out_frame) && p < 3; p++) {
+      out_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (out_frame, p);
+      out_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, p);
+    }
+    GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f (YUV in shaders)", w, h, t);
+    rc = ctsr_process_yuv (self->ctx, &in_yuv, in_planes, in_strides, w, h, &out_yuv,
+        out_planes, out_strides, err, sizeof err);
+    if (rc)
+      goto process_failed;
+    g_mutex_unlock (&self->engine_lock);
+    return GST_FLOW_OK;
+  }
+
+  /* RGBA in and out directly where the layout allows it, else through scratch frames
+   * (YUV converted on the host when the device cannot do it in shaders) */
   if (self->in_conv.direct) {
     src = GST_VIDEO_FRAME_PLANE_DATA (in_frame, 0);
     src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, 0);

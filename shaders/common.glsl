@@ -32,3 +32,32 @@ vec4 activate(vec4 v, int act)
     }
     return v;
 }
+
+#if CTSR_YUV
+// Y'CbCr <-> R'G'B' for the YUV frame formats. kr, kb: luma coefficients of the matrix;
+// limited range: Y' 16..235, Cb Cr 16..240 (of 255); full range: 0..255. R'G'B' in [0, 1].
+#define YUV_FULL_RANGE 1
+#define YUV_COSITED_H 2
+#define YUV_COSITED_V 4
+
+// codes (0..255) -> R'G'B', clamped to [0, 1]
+vec3 yuv_to_rgb(vec3 c, float kr, float kb, bool full)
+{
+    const float y = full ? c.x / 255.0 : (c.x - 16.0) / 219.0;
+    const float cs = full ? 255.0 : 224.0;
+    const float cb = (c.y - 128.0) / cs, cr = (c.z - 128.0) / cs;
+    const float r = y + 2.0 * (1.0 - kr) * cr;
+    const float b = y + 2.0 * (1.0 - kb) * cb;
+    const float g = (y - kr * r - kb * b) / (1.0 - kr - kb);
+    return clamp(vec3(r, g, b), 0.0, 1.0);
+}
+
+// R'G'B' -> codes (unrounded, unclamped)
+vec3 rgb_to_yuv(vec3 rgb, float kr, float kb, bool full)
+{
+    const float y = kr * rgb.r + (1.0 - kr - kb) * rgb.g + kb * rgb.b;
+    const float cb = (rgb.b - y) / (2.0 * (1.0 - kb)), cr = (rgb.r - y) / (2.0 * (1.0 - kr));
+    return full ? vec3(255.0 * y, 128.0 + 255.0 * cb, 128.0 + 255.0 * cr)
+                : vec3(16.0 + 219.0 * y, 128.0 + 224.0 * cb, 128.0 + 224.0 * cr);
+}
+#endif
