@@ -936,10 +936,11 @@ int ctsr_process_yuv(ctsr_context *ctx, const ctsr_yuv *in_fmt, const uint8_t *c
 
 /* ---- loading ---- */
 
-static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errlen)
+/* Builds everything for model m (which the context then owns). On failure releases m and
+ * all device state. */
+static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errlen)
 {
     int ret;
-    release_model(ctx);
     ctx->model = m;
     const ctsr_config *c = &m->cfg;
     int t1 = 3 * c->channels;
@@ -993,6 +994,27 @@ static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
     return 0;
 fail:
     release_model(ctx);
+    return ret;
+}
+
+/* Replaces the loaded model by m. If m cannot be set up (device memory, pipelines), the
+ * previous model is set up again, so a failed load loses nothing. */
+static int finish_load(ctsr_context *ctx, ctsr_model *m, char *err, size_t errlen)
+{
+    ctsr_model *old = ctx->model;
+    ctx->model = NULL; /* release_model keeps it */
+    release_model(ctx);
+    int ret = setup_model(ctx, m, err, errlen);
+    if (!ret) {
+        ctsr_model_free(old);
+        return 0;
+    }
+    if (old) {
+        char e2[256];
+        size_t n = err ? strlen(err) : 0;
+        if (setup_model(ctx, old, e2, sizeof e2) && n + 1 < errlen)
+            ctsr_seterr(err + n, errlen - n, "; the previous model could not be restored: %s", e2);
+    }
     return ret;
 }
 
