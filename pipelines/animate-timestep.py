@@ -79,18 +79,7 @@ def main():
     bus = pipeline.get_bus()
     bus.add_signal_watch()
     bus.connect("message", on_message)
-    if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-        # the error message on the bus says why (model file, Vulkan device)
-        msg = bus.timed_pop_filtered(Gst.SECOND, Gst.MessageType.ERROR)
-        if msg:
-            print("error: %s" % msg.parse_error()[0].message, file=sys.stderr)
-        pipeline.set_state(Gst.State.NULL)
-        sys.exit(1)
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        pass
-    pipeline.set_state(Gst.State.NULL)
+    ctsr_env.play(pipeline, loop)
     if status["ok"] and not args.display:
         print("wrote %s" % args.out)
     sys.exit(0 if status["ok"] else 1)

@@ -88,17 +88,7 @@ def main():
         GLib.io_add_watch(sys.stdin, GLib.IO_IN, on_stdin)
     if args.duration > 0:
         GLib.timeout_add(int(args.duration * 1000), loop.quit)
-    if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-        msg = bus.timed_pop_filtered(Gst.SECOND, Gst.MessageType.ERROR)
-        if msg:
-            print("error: %s" % msg.parse_error()[0].message, file=sys.stderr)
-        pipeline.set_state(Gst.State.NULL)
-        sys.exit(1)
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        pass
-    pipeline.set_state(Gst.State.NULL)
+    ctsr_env.play(pipeline, loop)
     print("%d frames upscaled" % status["frames"])
     if status["frames"] == 0:
         status["ok"] = False
