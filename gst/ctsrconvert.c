@@ -8,6 +8,12 @@
 
 #include "ctsrconvert.h"
 
+/* The byte of component c at (x, y) of a frame, strides honoured. */
+#define COMP(f, c, x, y)                                                             \
+  ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (f, c) +                                     \
+      (gsize) (y) * GST_VIDEO_FRAME_COMP_STRIDE (f, c) +                             \
+      (gsize) (x) * GST_VIDEO_FRAME_COMP_PSTRIDE (f, c))
+
 /* ---------------------------------------------------------------------------------------- */
 /* matrices */
 
@@ -239,15 +245,6 @@ gst_ctsr_convert_to_rgba (const GstCtsrConvert * conv, const GstVideoFrame * fra
     }
   } else {
     /* I420 / NV12 (any 3-component 4:2:0 layout): bilinear chroma, then the matrix */
-    const guint8 *yp = GST_VIDEO_FRAME_COMP_DATA (frame, 0);
-    const guint8 *up = GST_VIDEO_FRAME_COMP_DATA (frame, 1);
-    const guint8 *vp = GST_VIDEO_FRAME_COMP_DATA (frame, 2);
-    const gint ys = GST_VIDEO_FRAME_COMP_STRIDE (frame, 0);
-    const gint yps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
-    const gint us = GST_VIDEO_FRAME_COMP_STRIDE (frame, 1);
-    const gint ups = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 1);
-    const gint vs = GST_VIDEO_FRAME_COMP_STRIDE (frame, 2);
-    const gint vps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 2);
     const gint cw = GST_VIDEO_FRAME_COMP_WIDTH (frame, 1);
     const gint ch = GST_VIDEO_FRAME_COMP_HEIGHT (frame, 1);
 
@@ -260,13 +257,13 @@ gst_ctsr_convert_to_rgba (const GstCtsrConvert * conv, const GstVideoFrame * fra
         gint c0, c1, fx, luma, u, v;
 
         chroma_lerp (x, conv->h_cosited, cw, &c0, &c1, &fx);
-#define BILERP(base, s, ps)                                                          \
-        (((4 - fy) * ((4 - fx) * base[r0 * s + c0 * ps] + fx * base[r0 * s + c1 * ps]) + \
-          fy * ((4 - fx) * base[r1 * s + c0 * ps] + fx * base[r1 * s + c1 * ps]) + 8) >> 4)
-        u = BILERP (up, us, ups);
-        v = BILERP (vp, vs, vps);
+#define BILERP(c)                                                                    \
+        (((4 - fy) * ((4 - fx) * *COMP (frame, c, c0, r0) + fx * *COMP (frame, c, c1, r0)) + \
+          fy * ((4 - fx) * *COMP (frame, c, c0, r1) + fx * *COMP (frame, c, c1, r1)) + 8) >> 4)
+        u = BILERP (1);
+        v = BILERP (2);
 #undef BILERP
-        luma = yp[(gsize) y * ys + (gsize) x * yps];
+        luma = *COMP (frame, 0, x, y);
         o[0] = apply_row (conv->to_rgb.m[0], luma, u, v);
         o[1] = apply_row (conv->to_rgb.m[1], luma, u, v);
         o[2] = apply_row (conv->to_rgb.m[2], luma, u, v);
@@ -316,15 +313,6 @@ gst_ctsr_convert_from_rgba (const GstCtsrConvert * conv, const guint8 * rgba,
       }
     }
   } else {
-    guint8 *yp = GST_VIDEO_FRAME_COMP_DATA (frame, 0);
-    guint8 *up = GST_VIDEO_FRAME_COMP_DATA (frame, 1);
-    guint8 *vp = GST_VIDEO_FRAME_COMP_DATA (frame, 2);
-    const gint ys = GST_VIDEO_FRAME_COMP_STRIDE (frame, 0);
-    const gint yps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
-    const gint us = GST_VIDEO_FRAME_COMP_STRIDE (frame, 1);
-    const gint ups = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 1);
-    const gint vs = GST_VIDEO_FRAME_COMP_STRIDE (frame, 2);
-    const gint vps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 2);
     const gint cw = GST_VIDEO_FRAME_COMP_WIDTH (frame, 1);
     const gint ch = GST_VIDEO_FRAME_COMP_HEIGHT (frame, 1);
     gint j, k;
@@ -334,7 +322,7 @@ gst_ctsr_convert_from_rgba (const GstCtsrConvert * conv, const guint8 * rgba,
       const guint8 *i = rgba + y * rgba_stride;
 
       for (x = 0; x < width; x++, i += 4)
-        yp[(gsize) y * ys + (gsize) x * yps] = apply_row (conv->to_yuv.m[0], i[0], i[1], i[2]);
+        *COMP (frame, 0, x, y) = apply_row (conv->to_yuv.m[0], i[0], i[1], i[2]);
     }
 
     /* chroma at chroma resolution, from the average of the co-located RGB pixels */
@@ -357,8 +345,8 @@ gst_ctsr_convert_from_rgba (const GstCtsrConvert * conv, const guint8 * rgba,
             sb += w * i[2];
           }
         }
-        up[(gsize) y * us + (gsize) x * ups] = apply_row_sum16 (conv->to_yuv.m[1], sr, sg, sb);
-        vp[(gsize) y * vs + (gsize) x * vps] = apply_row_sum16 (conv->to_yuv.m[2], sr, sg, sb);
+        *COMP (frame, 1, x, y) = apply_row_sum16 (conv->to_yuv.m[1], sr, sg, sb);
+        *COMP (frame, 2, x, y) = apply_row_sum16 (conv->to_yuv.m[2], sr, sg, sb);
       }
     }
   }
