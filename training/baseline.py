@@ -84,6 +84,8 @@ def main(argv=None):
     ap.add_argument("--teachers", default="waifu2x-scale2,waifu2x-noise0,waifu2x-noise1,"
                     "waifu2x-noise2,waifu2x-noise3,realesrgan-x4fast,realesrgan-x4plus")
     ap.add_argument("--alphas", default="0.25,0.5,0.75")
+    ap.add_argument("--preset", default="realesrgan", choices=data.VAL_PRESETS,
+                    help="validation degradation: Real-ESRGAN's (harsh) or degrade.MILD")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--manifest", default=data.DEFAULT_MANIFEST)
@@ -93,9 +95,11 @@ def main(argv=None):
     import torch
     torch.set_num_threads(a.threads)
     man = data.load_manifest(a.manifest)
-    val = data.validation_set(man, a.shared_root, a.system_root)
+    val = data.validation_set(man, a.shared_root, a.system_root, a.preset)
+    sfx = "" if a.preset == "realesrgan" else "_" + a.preset
+    hkey = "lr_sha256" if a.preset == "realesrgan" else a.preset + "_lr_sha256"
     for vid, _, lr in val:
-        want = man["validation"]["lr_sha256"].get(vid)
+        want = man["validation"].get(hkey, {}).get(vid)
         if want and want != data.sha256_rgb(lr):
             print(f"warning: {vid}: validation LR differs from the manifest's hash", file=sys.stderr)
     pairs = [crop_pair(hr, lr, a.crop_lr) for _, hr, lr in val]
@@ -106,7 +110,7 @@ def main(argv=None):
     lr_mp = sum(x.shape[0] * x.shape[1] for x in lrs) / 1e6
 
     def run(name, fn):
-        p = os.path.join(a.out, f"{name}_{a.crop_lr}.npz")
+        p = os.path.join(a.out, f"{name}_{a.crop_lr}{sfx}.npz")
         if os.path.exists(p):
             z = np.load(p)
             if str(z["key"]) == key:
@@ -142,10 +146,11 @@ def main(argv=None):
                             0, 255).astype(np.uint8) for f, r in zip(res[bf], res[br])]
             rows.append(dict(method=f"blend {al:g}: {1 - al:g} {bf} + {al:g} {br}",
                              **score(outs, hrs), s_per_mp=None))
-    with open(os.path.join(a.out, f"results_{a.crop_lr}.json"), "w") as f:
-        json.dump(dict(crop_lr=a.crop_lr, n_images=len(lrs), threads=a.threads, rows=rows), f,
+    with open(os.path.join(a.out, f"results_{a.crop_lr}{sfx}.json"), "w") as f:
+        json.dump(dict(crop_lr=a.crop_lr, preset=a.preset, n_images=len(lrs), threads=a.threads,
+                       rows=rows), f,
                   indent=1)
-    print(f"{len(lrs)} validation images, {a.crop_lr}x{a.crop_lr} LR centre crops -> "
+    print(f"{len(lrs)} validation images ({a.preset}), {a.crop_lr}x{a.crop_lr} LR centre crops -> "
           f"{2 * a.crop_lr}x{2 * a.crop_lr}; means over images\n")
     print("| method | PSNR (dB) | SSIM | NIQE | NIQE (set) | BRISQUE | s per LR MP |")
     print("|---|---|---|---|---|---|---|")

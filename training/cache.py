@@ -18,12 +18,15 @@ On-disk format (directory OUT):
                         img      int32 [n]   index into the manifest's `images`
                         yx       int32 [n, 2] top-left of the HR crop in the (downscaled) HR
                         seed     int64 [n]   degrade seed
+                        mild     bool  [n]   degraded with degrade.MILD (else DEFAULTS)
                       written to shard_NNNNN.npz.tmp, then renamed.
   log.txt             (when started as below) the progress lines.
 
 Shard s is fully determined by (seed, s, config): its RNG is numpy default_rng([seed, s]); it
 draws images_per_shard training images (uniformly, with replacement) and shard_size /
-images_per_shard crops from each; patch k of the cache gets degrade seed seed * 10**7 + k.
+images_per_shard crops from each; patch k of the cache gets degrade seed seed * 10**7 + k, and is degraded with degrade.MILD
+when mild_every > 0 and k % mild_every == 0 (a mix of strengths), else with Real-ESRGAN's
+second-order DEFAULTS.
 So a run resumes by skipping the shards in index.json, and --patches can grow an existing cache.
 A config that differs from index.json's is an error (use another --out).
 
@@ -93,7 +96,9 @@ def make_patches(man, s, cfg, shared_root=None, system_root=None):
     rng = np.random.default_rng([cfg["seed"], s])
     n, ph = cfg["shard_size"], cfg["patch_hr"]
     per = math.ceil(n / cfg["images_per_shard"])
-    out = dict(lr=[], hr=[], img=[], yx=[], seed=[])
+    import degrade
+    out = dict(lr=[], hr=[], img=[], yx=[], seed=[], mild=[])
+    every = cfg.get("mild_every", 0)
     k = s * n
     while len(out["hr"]) < n:
         i = train[int(rng.integers(len(train)))]
@@ -101,7 +106,9 @@ def make_patches(man, s, cfg, shared_root=None, system_root=None):
         for _ in range(min(per, n - len(out["hr"]))):
             crop, yx = data.random_patch(hr_img, ph, rng)
             sd = cfg["seed"] * 10 ** 7 + k
-            out["lr"].append(data.make_lr(crop, sd))
+            mild = bool(every and k % every == 0)
+            out["lr"].append(data.make_lr(crop, sd, degrade.MILD if mild else None))
+            out["mild"].append(mild)
             out["hr"].append(np.ascontiguousarray(crop))
             out["img"].append(i)
             out["yx"].append(yx)
@@ -109,7 +116,7 @@ def make_patches(man, s, cfg, shared_root=None, system_root=None):
             k += 1
     return dict(lr=np.stack(out["lr"]), hr=np.stack(out["hr"]),
                 img=np.asarray(out["img"], np.int32), yx=np.asarray(out["yx"], np.int32),
-                seed=np.asarray(out["seed"], np.int64))
+                seed=np.asarray(out["seed"], np.int64), mild=np.asarray(out["mild"], bool))
 
 
 def _log(msg, log):
@@ -122,7 +129,7 @@ def _log(msg, log):
 
 def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS, seed=0,
           split="train", images_per_shard=4, down="bicubic", manifest=None, shared_root=None,
-          system_root=None, teacher_fn=None, batch=8, log=None):
+          system_root=None, teacher_fn=None, batch=8, log=None, mild_every=0):
     """Build (or resume) the cache in `out`; returns the index dict. teacher_fn(name, lr_u8)
     -> uint8 x2 output (default: teachers.teacher_x2)."""
     man_path = manifest or data.DEFAULT_MANIFEST
@@ -130,6 +137,8 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
     cfg = dict(patch_lr=patch_lr, patch_hr=2 * patch_lr, scale=2, shard_size=shard_size,
                teachers=list(teachers), down=down, seed=seed, split=split,
                images_per_shard=images_per_shard, split_sha256=split_sha256(man, split))
+    if mild_every:
+        cfg["mild_every"] = mild_every
     os.makedirs(out, exist_ok=True)
     idx = read_index(out)
     if idx is None:
@@ -150,7 +159,8 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
         t0 = time.time()
         P = make_patches(man, s, cfg, shared_root, system_root)
         secs = {"hr+lr": round(time.time() - t0, 3)}
-        arrays = dict(lr=P["lr"], hr=P["hr"], img=P["img"], yx=P["yx"], seed=P["seed"])
+        arrays = dict(lr=P["lr"], hr=P["hr"], img=P["img"], yx=P["yx"], seed=P["seed"],
+                      mild=P["mild"])
         for name in teachers:
             t1 = time.time()
             ys = [teacher_fn(name, P["lr"][b:b + batch]) for b in range(0, len(P["lr"]), batch)]
@@ -211,6 +221,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--down", default="bicubic", choices=["bicubic", "area"])
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--mild-every", type=int, default=0,
+                    help="degrade every N-th patch with degrade.MILD (0: none)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest here)")
     ap.add_argument("--manifest", default=data.DEFAULT_MANIFEST)
     ap.add_argument("--shared-root", default=data.DEFAULT_SHARED_ROOT)
@@ -225,7 +237,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     build(a.out, a.patches, a.patch, a.shard, a.teachers.split(","), a.seed, down=a.down,
           manifest=a.manifest, shared_root=a.shared_root, system_root=a.system_root,
-          batch=a.batch, log=a.log or os.path.join(a.out, "log.txt"))
+          batch=a.batch, log=a.log or os.path.join(a.out, "log.txt"), mild_every=a.mild_every)
     print("\n".join(status(a.out)))
     return 0
 

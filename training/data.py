@@ -150,15 +150,27 @@ def sha256_rgb(a):
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).hexdigest()
 
 
-def validation_item(man, vid, shared_root=None, system_root=None):
+# The mild validation set degrades the same crops with degrade.MILD and the seed + this offset.
+MILD_SEED_OFFSET = 100000
+VAL_PRESETS = ("realesrgan", "mild")
+
+
+def validation_item(man, vid, shared_root=None, system_root=None, preset="realesrgan"):
+    import degrade
     v = man["validation"]
     hr = centre_crop(load_hr(by_id(man)[vid], shared_root, system_root), v["crop_hr"])
+    if preset == "mild":
+        return vid, hr, make_lr(hr, v["seeds"][vid] + MILD_SEED_OFFSET, degrade.MILD)
+    if preset != "realesrgan":
+        raise ValueError(f"unknown validation preset {preset!r} (one of {VAL_PRESETS})")
     return vid, hr, make_lr(hr, v["seeds"][vid])
 
 
-def validation_set(man, shared_root=None, system_root=None):
-    """[(id, hr_crop uint8, lr uint8)] for the manifest's validation ids, in order."""
-    return [validation_item(man, vid, shared_root, system_root)
+def validation_set(man, shared_root=None, system_root=None, preset="realesrgan"):
+    """[(id, hr_crop uint8, lr uint8)] for the manifest's validation ids, in order. preset
+    "realesrgan": Real-ESRGAN's second-order degradation (the harsh set); "mild": degrade.MILD
+    with the seeds + MILD_SEED_OFFSET (light blur, low noise, moderate JPEG)."""
+    return [validation_item(man, vid, shared_root, system_root, preset)
             for vid in man["validation"]["ids"]]
 
 
@@ -176,6 +188,8 @@ def main(argv=None):
     ap.add_argument("--system-root", default=DEFAULT_SYSTEM_ROOT)
     ap.add_argument("--out", help="val: write <id>_hr.png / <id>_lr.png here")
     ap.add_argument("--record", action="store_true", help="val: write lr_sha256 into the manifest")
+    ap.add_argument("--preset", default="realesrgan", choices=VAL_PRESETS,
+                    help="val: the harsh set (lr_sha256) or the mild one (mild_lr_sha256)")
     a = ap.parse_args(argv)
     man = load_manifest(a.manifest)
     if a.cmd == "check":
@@ -190,20 +204,21 @@ def main(argv=None):
         return 0
     bad = 0
     rec = {}
-    for vid, hr, lr in validation_set(man, a.shared_root, a.system_root):
+    key = "lr_sha256" if a.preset == "realesrgan" else "mild_lr_sha256"
+    for vid, hr, lr in validation_set(man, a.shared_root, a.system_root, a.preset):
         h = sha256_rgb(lr)
         rec[vid] = h
-        want = man["validation"]["lr_sha256"].get(vid)
+        want = man["validation"].get(key, {}).get(vid)
         ok = "recorded" if a.record else ("ok" if want == h else "MISMATCH")
         bad += ok == "MISMATCH"
         print(f"{vid:60s} {lr.shape[1]}x{lr.shape[0]} {h[:16]} {ok}")
         if a.out:
             os.makedirs(a.out, exist_ok=True)
-            base = os.path.join(a.out, vid.replace("/", "__"))
+            base = os.path.join(a.out, vid.replace("/", "__") + ("_mild" if key != "lr_sha256" else ""))
             Image.fromarray(hr).save(base + "_hr.png")
             Image.fromarray(lr).save(base + "_lr.png")
     if a.record:
-        man["validation"]["lr_sha256"] = rec
+        man["validation"][key] = rec
         tmp = a.manifest + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(man, f, indent=1, ensure_ascii=False)

@@ -62,6 +62,20 @@ DEFAULTS = dict(
     final_sinc_prob=0.8,
 )
 
+# A mild degradation, as in streamed or broadcast video: light blur, little noise, moderate JPEG,
+# no resize in either stage. Passed as `opt` (degrade(hr, seed, opt=MILD)); only these keys
+# differ from DEFAULTS.
+MILD = dict(
+    kernel_list=("iso", "aniso"), kernel_prob=(0.7, 0.3), sinc_prob=0.0, blur_sigma=(0.2, 1.2),
+    resize_prob=(0.0, 0.0, 1.0), resize_range=(1.0, 1.0),
+    gaussian_noise_prob=0.5, noise_range=(1.0, 5.0), poisson_scale_range=(0.05, 0.5),
+    gray_noise_prob=0.4, jpeg_range=(70, 95),
+    second_blur_prob=0.0, resize_prob2=(0.0, 0.0, 1.0), resize_range2=(1.0, 1.0),
+    noise_range2=(1.0, 3.0), poisson_scale_range2=(0.05, 0.3), jpeg_range2=(60, 95),
+    final_sinc_prob=0.1,
+)
+PRESETS = {"realesrgan": None, "mild": MILD}
+
 
 # ----------------------------------------------------------------------------- kernels
 

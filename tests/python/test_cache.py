@@ -50,7 +50,9 @@ def test_tiny_cache_build_resume_format(tmp_path):
         assert ent["file"] == f"shard_{s}.npz" and ent["n"] == 1
         assert set(ent["seconds"]) == {"hr+lr", "stub-a", "stub-b"}
         z = np.load(out / ent["file"])
-        assert set(z.files) == {"lr", "hr", "img", "yx", "seed", "x2_stub-a", "x2_stub-b"}
+        assert set(z.files) == {"lr", "hr", "img", "yx", "seed", "mild", "x2_stub-a",
+                                "x2_stub-b"}
+        assert z["mild"].dtype == bool and not z["mild"].any()
         assert z["lr"].shape == (1, 32, 32, 3) and z["lr"].dtype == np.uint8
         for k in ("hr", "x2_stub-a", "x2_stub-b"):
             assert z[k].shape == (1, 64, 64, 3) and z[k].dtype == np.uint8

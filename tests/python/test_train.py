@@ -1,0 +1,109 @@
+"""training/train.py: exact resume after a stop, DDP (2 processes, gloo) ends with identical
+weights on both ranks and the same weights as one process on the same global batch, export
+carries the provenance. Runs the tiny student on a 4-patch cache built with stub teachers."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import cache as C
+import data as D
+import train
+from ctsr import safetensors_io
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAINING = os.path.join(HERE, "..", "..", "training")
+SHARED = os.environ.get("CTSR_SHARED_ROOT", D.DEFAULT_SHARED_ROOT)
+SYSTEM = os.environ.get("CTSR_SYSTEM_ROOT", D.DEFAULT_SYSTEM_ROOT)
+
+
+def stub_teacher(name, lr):
+    """Nearest x2, brightened by a per-teacher offset: cheap, deterministic, distinct."""
+    off = (train.FIDELITY + train.REALNESS).index(name) * 3
+    return np.minimum(lr.repeat(2, axis=1).repeat(2, axis=2).astype(int) + off, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def stub_cache(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache")
+    C.build(str(out), 4, patch_lr=32, shard_size=2, teachers=list(train.FIDELITY + train.REALNESS),
+            seed=5, shared_root=SHARED, system_root=SYSTEM, teacher_fn=stub_teacher, mild_every=2)
+    return str(out)
+
+
+def args(cache, workdir, *extra):
+    return ["--config", "tiny", "--workdir", str(workdir), "--cache", cache, "--steps", "4",
+            "--batch", "4", "--threads", "1", "--log-every", "1", "--val-every", "0",
+            "--no-progress", "--ckpt-minutes", "100", *extra]
+
+
+def log_rows(workdir):
+    with open(os.path.join(workdir, "log.csv"), newline="") as f:
+        return list(csv.reader(f))
+
+
+def weights(workdir):
+    ck = torch.load(os.path.join(workdir, "ckpt.pt"))
+    return ck["step"], ck["model"], ck["ema"]
+
+
+def test_resume_is_exact(stub_cache, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train.main(args(stub_cache, a)) == 0
+    assert train.main(args(stub_cache, b, "--stop-at", "2")) == 0
+    assert weights(b)[0] == 2
+    # a stale row past the checkpoint (as after a kill) is dropped on resume
+    with open(b / "log.csv", "a") as f:
+        f.write("3,0,0,0,0,0,0,0,0,0\n")
+    assert train.main(args(stub_cache, b)) == 0
+    ra, rb = log_rows(a), log_rows(b)
+    assert [r[0] for r in rb[1:]] == ["1", "2", "3", "4"]
+    loss = ra[0].index("total")
+    assert [r[loss] for r in ra[1:]] == [r[loss] for r in rb[1:]]
+    sa, ma, ea = weights(a)
+    sb, mb, eb = weights(b)
+    assert sa == sb == 4
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+        assert torch.equal(ea[k], eb[k]), k
+    # the loss really moved the weights
+    first = train.build_model(train.CONFIGS["tiny"], 0.02, 0).state_dict()
+    assert any(not torch.equal(first[k], ma[k]) for k in ma)
+
+
+def test_ddp_two_processes_agree(stub_cache, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert train.main(args(stub_cache, one, "--steps", "3")) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=TRAINING)
+    r = subprocess.run([sys.executable, "-m", "ctsr.torchrun", "--standalone",
+                        "--nproc_per_node", "2", os.path.join(TRAINING, "train.py"),
+                        *args(stub_cache, two, "--steps", "3")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ranks agree" in r.stdout, r.stdout + r.stderr
+    # 2 ranks x 2 crops (x 2 timesteps) = the one-process batch of 4 crops: same weights
+    _, m1, _ = weights(one)
+    _, m2, _ = weights(two)
+    for k in m1:
+        assert torch.allclose(m1[k], m2[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_export_provenance(stub_cache, tmp_path):
+    out = tmp_path / "m.safetensors"
+    assert train.main(args(stub_cache, tmp_path / "w", "--steps", "2", "--val-every", "1",
+                           "--val-images", "1", "--val-sets", "mild",
+                           "--export", str(out))) == 0
+    _, meta = safetensors_io.load(str(out))
+    prov = json.loads(meta["provenance"])
+    assert prov["steps"] == 2 and prov["loss"] == "ctsr" and prov["patches"] == 4
+    assert prov["manifest_sha256"] == train.file_sha256(D.DEFAULT_MANIFEST)
+    assert len(prov["commit"]) == 40 or prov["commit"] == "unknown"
+    assert set(prov["validation"]) == {"mild_t0", "mild_t0.5", "mild_t1"}
+    assert json.loads(meta["config"])["channels"] == train.CONFIGS["tiny"]["channels"]
