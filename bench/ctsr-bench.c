@@ -50,7 +50,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *model = CTSR_SOURCE_ROOT "/models/ctsr-x2-interim.safetensors";
+    const char *model = CTSR_SOURCE_ROOT "/models/ctsr-x2.safetensors";
     const char *python = "/usr/bin/python3";
     int w = 640, h = 360, frames = 5, device = -1, tile = 0, fp16 = 0, torch = 1;
     for (int i = 1; i < argc; i++) {

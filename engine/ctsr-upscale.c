@@ -2,27 +2,34 @@
  *
  *   ctsr-upscale [--model FILE] [--timestep T] [--device N] [--tile N] in.png out.png
  *
- * The default model is the project's default x2 model as installed (or CTSR_MODEL). */
+ * The default model is $CTSR_MODEL_PATH when set, else the installed ctsr-x2.safetensors, else,
+ * when this binary is the one in the build directory, the source tree's models/ctsr-x2.safetensors
+ * (default-model.h). */
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctsr.h"
+#include "default-model.h"
 
-#ifndef CTSR_DEFAULT_MODEL
-#define CTSR_DEFAULT_MODEL "ctsr-x2-interim.safetensors"
-#endif
-
-static void usage(void)
+static void usage(const char *default_model)
 {
-    fprintf(stderr, "usage: ctsr-upscale [--model FILE] [--timestep T] [--device N] [--tile N] "
-                    "in.png out.png\n");
+    fprintf(stderr,
+            "usage: ctsr-upscale [--model FILE] [--timestep T] [--device N] [--tile N] "
+            "in.png out.png\n"
+            "default model: %s\n",
+            default_model);
 }
 
 int main(int argc, char **argv)
 {
-    const char *model = getenv("CTSR_MODEL") ? getenv("CTSR_MODEL") : CTSR_DEFAULT_MODEL;
+    char default_model[4096];
+    if (!ctsr_default_model_path("/proc/self/exe", default_model, sizeof default_model)) {
+        fprintf(stderr, "ctsr-upscale: the default model's path is too long\n");
+        return 1;
+    }
+    const char *model = default_model;
     const char *in_path = NULL, *out_path = NULL;
     double t = 0.5;
     int device = -1, tile = 0;
@@ -42,19 +49,19 @@ int main(int argc, char **argv)
         } else if (v && !strcmp(a, "--tile")) {
             tile = atoi(v), i++;
         } else if (a[0] == '-') {
-            usage();
+            usage(default_model);
             return 2;
         } else if (!in_path) {
             in_path = a;
         } else if (!out_path) {
             out_path = a;
         } else {
-            usage();
+            usage(default_model);
             return 2;
         }
     }
     if (!in_path || !out_path) {
-        usage();
+        usage(default_model);
         return 2;
     }
 
@@ -74,16 +81,21 @@ int main(int argc, char **argv)
     char err[1024];
     ctsr_context *ctx;
     if (ctsr_context_create(&(ctsr_options){.device_index = device, .tile_size = tile}, &ctx, err,
-                            sizeof err) ||
-        ctsr_load_model_file(ctx, model, err, sizeof err)) {
+                            sizeof err)) {
         fprintf(stderr, "ctsr-upscale: %s\n", err);
+        return 1;
+    }
+    if (ctsr_load_model_file(ctx, model, err, sizeof err)) {
+        fprintf(stderr, "ctsr-upscale: %s\n", err);
+        if (model == default_model)
+            fprintf(stderr, "ctsr-upscale: give a model with --model FILE or CTSR_MODEL_PATH\n");
         return 1;
     }
     const int w = (int)img.width, h = (int)img.height, s = ctsr_scale(ctx);
     uint8_t *out = malloc((size_t)w * h * s * s * 4);
     ctsr_set_timestep(ctx, (float)t);
-    fprintf(stderr, "ctsr-upscale: %s %dx%d -> %dx%d on %s, t=%.2f\n", in_path, w, h, w * s, h * s,
-            ctsr_device_name(ctx), t);
+    fprintf(stderr, "ctsr-upscale: %s %dx%d -> %dx%d on %s, model %s, t=%.2f\n", in_path, w, h,
+            w * s, h * s, ctsr_device_name(ctx), model, t);
     if (!out || ctsr_process_rgba8(ctx, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
                                    sizeof err)) {
         fprintf(stderr, "ctsr-upscale: %s\n", out ? err : "out of memory");

@@ -8,11 +8,12 @@
  * @title: ctsrupscale
  * @short_description: neural-network video upscaler (Vulkan compute, libctsr)
  *
- * Upscales every frame by the loaded model's factor (2 for the shipped
- * `ctsr-x2-interim` model) with a small super-resolution network run by libctsr on a
- * Vulkan device (a GPU, or Mesa's lavapipe on the CPU). The #GstCtsrUpscale:timestep
- * property moves the result from fidelity (0) to realness (1); it is controllable, so it
- * can be animated with a #GstControlSource, and it may be changed while playing at no cost.
+ * Upscales every frame by the loaded model's factor (2 for the shipped models, `ctsr-x2`,
+ * the default, and the smaller `ctsr-x2-tiny`) with a small super-resolution network run
+ * by libctsr on a Vulkan device (a GPU, or Mesa's lavapipe on the CPU). The
+ * #GstCtsrUpscale:timestep property moves the result from fidelity (0) to realness (1); it
+ * is controllable, so it can be animated with a #GstControlSource, and it may be changed
+ * while playing at no cost.
  *
  * Input and output have the same format (RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420 or NV12);
  * the output is `scale` times larger in both directions, pixel-aspect-ratio and framerate
@@ -22,8 +23,11 @@
  * bilinearly.
  *
  * The model is loaded when the element goes from NULL to READY (or earlier, at the first
- * caps query): from #GstCtsrUpscale:model-location, which defaults to the installed model,
- * or to `$CTSR_MODEL_PATH` when that environment variable is set.
+ * caps query) from #GstCtsrUpscale:model-location. Its default is `$CTSR_MODEL_PATH` when
+ * that environment variable is set, else the installed `ctsr-x2.safetensors`
+ * (`<prefix>/share/ctsr/`); a plugin loaded from its build directory (uninstalled, through
+ * `GST_PLUGIN_PATH`) falls back to the source tree's `models/ctsr-x2.safetensors` when the
+ * installed model does not exist.
  *
  * ## Example launch line
  * |[
@@ -41,10 +45,7 @@
 #include <gst/video/navigation.h>
 
 #include "gstctsrupscale.h"
-
-#ifndef CTSR_DEFAULT_MODEL
-#define CTSR_DEFAULT_MODEL "ctsr-x2-interim.safetensors"
-#endif
+#include "default-model.h"
 #ifndef VERSION
 #define VERSION "0.0.0"
 #endif
@@ -98,12 +99,19 @@ typedef struct
   gchar *message;               /* libctsr's */
 } OpenFailure;
 
-static const gchar *
+/* The file the plugin was loaded from (set by plugin_init; NULL for a static plugin). */
+static gchar *plugin_filename;
+
+/* The default of model-location (see default-model.h): $CTSR_MODEL_PATH, the installed
+ * model, or, for the plugin of the build directory, the source tree's model. g_free it. */
+static gchar *
 default_model_location (void)
 {
-  const gchar *env = g_getenv ("CTSR_MODEL_PATH");
+  gchar path[4096];
 
-  return env && *env ? env : CTSR_DEFAULT_MODEL;
+  if (!ctsr_default_model_path (plugin_filename, path, sizeof path))
+    return g_strdup (ctsr_installed_model_path ());
+  return g_strdup (path);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -820,8 +828,8 @@ gst_ctsr_upscale_set_property (GObject * object, guint prop_id, const GValue * v
       if (!gst_ctsr_upscale_ready_or_lower_locked (self, "model-location"))
         break;
       g_free (self->model_location);
-      self->model_location = g_strdup (location && *location ? location :
-          default_model_location ());
+      self->model_location = location && *location ? g_strdup (location) :
+          default_model_location ();
       self->config_generation++;
       self->scale = 0;
       break;
@@ -903,6 +911,7 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
+  gchar *default_model = default_model_location ();
 
   GST_DEBUG_CATEGORY_INIT (gst_ctsr_upscale_debug, "ctsrupscale", 0,
       "CTSR neural-network upscaler");
@@ -920,9 +929,11 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
   g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
       g_param_spec_string ("model-location", "Model location",
           "Model file (.safetensors); default: $CTSR_MODEL_PATH when set, else the "
-          "installed model. Loaded at the NULL to READY state change",
-          default_model_location (),
+          "installed ctsr-x2.safetensors, else (plugin loaded from its build directory) "
+          "the source tree's models/ctsr-x2.safetensors. Loaded at the NULL to READY "
+          "state change", default_model,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
+  g_free (default_model);
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_int ("device", "Device",
           "Vulkan device index (-1: automatic, discrete GPU, then integrated, then CPU)",
@@ -966,7 +977,7 @@ gst_ctsr_upscale_init (GstCtsrUpscale * self)
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
 
   self->timestep = DEFAULT_TIMESTEP;
-  self->model_location = g_strdup (default_model_location ());
+  self->model_location = default_model_location ();
   self->device = DEFAULT_DEVICE;
   self->tile_size = DEFAULT_TILE_SIZE;
   self->applied_timestep = -1.0f;
@@ -981,6 +992,8 @@ gst_ctsr_upscale_init (GstCtsrUpscale * self)
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
+  if (!plugin_filename && gst_plugin_get_filename (plugin))
+    plugin_filename = g_strdup (gst_plugin_get_filename (plugin));
   return GST_ELEMENT_REGISTER (ctsrupscale, plugin);
 }
 

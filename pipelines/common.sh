@@ -1,13 +1,14 @@
 # shellcheck shell=bash
 # Sourced by the example scripts. Uses the uninstalled plugin when the build tree has one
-# (CTSR_BUILD_DIR, default "build", relative to the repository root) together with the model
-# in models/; otherwise the installed element and model.
+# (CTSR_BUILD_DIR, default "build", relative to the repository root) together with
+# models/ctsr-x2.safetensors (CTSR_MODEL_PATH unless already set, so that an installed model does
+# not take its place); otherwise the installed element and model.
 CTSR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ctsr_build=${CTSR_BUILD_DIR:-build}
 case $ctsr_build in /*) ;; *) ctsr_build=$CTSR_ROOT/$ctsr_build ;; esac
 if [ -e "$ctsr_build/gst/libgstctsr.so" ]; then
   export GST_PLUGIN_PATH="$ctsr_build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  export CTSR_MODEL_PATH=${CTSR_MODEL_PATH:-$CTSR_ROOT/models/ctsr-x2-interim.safetensors}
+  export CTSR_MODEL_PATH=${CTSR_MODEL_PATH:-$CTSR_ROOT/models/ctsr-x2.safetensors}
 fi
 if ! gst-inspect-1.0 ctsrupscale >/dev/null 2>&1; then
   echo "ctsrupscale not found: build it (meson setup build && meson compile -C build)," \

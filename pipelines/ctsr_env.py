@@ -1,6 +1,6 @@
 """Shared by the Python examples: run against the uninstalled plugin when the build tree has
-one (CTSR_BUILD_DIR, default "build", relative to the repository root), with the model in
-models/. Import before Gst.init()."""
+one (CTSR_BUILD_DIR, default "build", relative to the repository root), with
+models/ctsr-x2.safetensors (CTSR_MODEL_PATH unless already set). Import before Gst.init()."""
 import os
 import sys
 
@@ -17,7 +17,7 @@ def setup():
         paths = [plugin_dir] + [p for p in os.environ.get("GST_PLUGIN_PATH", "").split(":") if p]
         os.environ["GST_PLUGIN_PATH"] = ":".join(paths)
         os.environ.setdefault("CTSR_MODEL_PATH",
-                              os.path.join(ROOT, "models", "ctsr-x2-interim.safetensors"))
+                              os.path.join(ROOT, "models", "ctsr-x2.safetensors"))
     os.makedirs(OUT_DIR, exist_ok=True)
 
 
