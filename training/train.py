@@ -262,8 +262,9 @@ def parse(argv=None):
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--cache", action="append", required=True, help="teacher cache dir (repeat)")
     ap.add_argument("--grow-data", action="store_true",
-                    help="on resume, train on every finished shard (default: the shards the run "
-                         "started with, for an exact resume)")
+                    help="at each checkpoint (and on resume) take in the cache's newly finished "
+                         "shards (default: the shards the run started with, so that a resume is "
+                         "exact; with --grow-data it is exact when no shard was added meanwhile)")
     ap.add_argument("--loss", default="ctsr", choices=sorted(distill.LOSSES))
     ap.add_argument("--steps", type=int, default=6000, help="schedule length (total steps)")
     ap.add_argument("--minutes", type=float, default=0, help="stop this run after N minutes")
@@ -392,13 +393,21 @@ def main(argv=None):
             flag = torch.tensor([1.0 if stop else 0.0], device=device)
             dist.all_reduce(flag)
             stop = flag.item() > 0
-        if lead and (stop or step == a.steps or time.time() - last_ckpt > a.ckpt_minutes * 60):
-            save_ckpt(ckpt_path, step, model, ema, opt, a, shards)
+        if stop or step == a.steps or time.time() - last_ckpt > a.ckpt_minutes * 60:
+            if a.grow_data and not stop and world == 1:
+                new = list_shards(a.cache)
+                if len(new) > len(shards):
+                    shards, D = new, load_data(new)
+                    (bar.write if bar else print)(f"step {step}: {D['n']} patches now")
+            if lead:
+                save_ckpt(ckpt_path, step, model, ema, opt, a, shards)
             last_ckpt = time.time()
         if stop:
             break
     if bar:
         bar.close()
+    if lead and step == a.steps:
+        open(os.path.join(a.workdir, "done"), "w").close()
     if lead and a.export:
         if val is not None and (not val_rows or step % a.val_every):
             val_rows = validate()
