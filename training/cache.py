@@ -30,6 +30,14 @@ second-order DEFAULTS.
 So a run resumes by skipping the shards in index.json, and --patches can grow an existing cache.
 A config that differs from index.json's is an error (use another --out).
 
+Durable teacher outputs (--store DIR): the expensive teacher's outputs (realesrgan-x4plus,
+about 95% of the build time) are kept in the repository so that a fresh machine rebuilds a
+cache in minutes: STORE/index.json {config, shards {NNNNN: lr_sha256 of the shard's LR}} and
+STORE/shard_NNNNN_<teacher>.png (the shard's n outputs stacked vertically, 8-bit RGB, lossless
+PNG). `--export-store` writes them from a built cache; a build with --store takes a teacher's
+output from there when the shard's LR (regenerated from the seeds) has the recorded hash, and
+computes it otherwise.
+
 Teacher outputs are computed on the patch alone (each teacher's own padding at the borders, as
 the runners do on a tile).
 """
@@ -61,6 +69,48 @@ def default_teacher_fn(name, lr_u8, down="bicubic"):
     x = torch.from_numpy(lr_u8).permute(0, 3, 1, 2).float() / 255.0
     y = teacher_x2(name, x, down=down)
     return (y * 255.0).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+STORE_TEACHERS = ("realesrgan-x4plus",)
+
+
+def store_path(store, s, name):
+    return os.path.join(store, f"shard_{s:05d}_{name}.png")
+
+
+def export_store(out, store, teachers=STORE_TEACHERS):
+    """Write the teachers' outputs of every finished shard of cache `out` into `store`."""
+    import cv2
+    idx = read_index(out)
+    os.makedirs(store, exist_ok=True)
+    sidx = read_index(store) or dict(format=FORMAT + "-store", version=1, config=idx["config"],
+                                     shards={})
+    if sidx["config"] != idx["config"]:
+        raise SystemExit(f"{store}: holds another cache config")
+    for key, ent in sorted(idx["shards"].items()):
+        z = np.load(os.path.join(out, ent["file"]))
+        for name in teachers:
+            y = z["x2_" + name]
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(y.reshape(-1, *y.shape[2:])[..., ::-1]),
+                                   [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            with open(store_path(store, int(key), name), "wb") as f:
+                f.write(buf.tobytes())
+        sidx["shards"][key] = data.sha256_rgb(z["lr"])
+    write_json_atomic(os.path.join(store, "index.json"), sidx)
+    return sidx
+
+
+def from_store(store, s, name, lr_u8, cfg):
+    """The stored output of teacher `name` for shard s, or None when absent or stale."""
+    import cv2
+    sidx = read_index(store) if store else None
+    p = store_path(store, s, name) if store else ""
+    if (not sidx or sidx["config"] != cfg or sidx["shards"].get(f"{s:05d}") != data.sha256_rgb(lr_u8)
+            or not os.path.exists(p)):
+        return None
+    img = cv2.imread(p, cv2.IMREAD_COLOR)[..., ::-1]
+    n = len(lr_u8)
+    return np.ascontiguousarray(img.reshape(n, img.shape[0] // n, *img.shape[1:]))
 
 
 def split_sha256(man, split):
@@ -129,7 +179,7 @@ def _log(msg, log):
 
 def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS, seed=0,
           split="train", images_per_shard=4, down="bicubic", manifest=None, shared_root=None,
-          system_root=None, teacher_fn=None, batch=8, log=None, mild_every=0):
+          system_root=None, teacher_fn=None, batch=8, log=None, mild_every=0, store=None):
     """Build (or resume) the cache in `out`; returns the index dict. teacher_fn(name, lr_u8)
     -> uint8 x2 output (default: teachers.teacher_x2)."""
     man_path = manifest or data.DEFAULT_MANIFEST
@@ -161,10 +211,15 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
         secs = {"hr+lr": round(time.time() - t0, 3)}
         arrays = dict(lr=P["lr"], hr=P["hr"], img=P["img"], yx=P["yx"], seed=P["seed"],
                       mild=P["mild"])
+        stored = []
         for name in teachers:
             t1 = time.time()
-            ys = [teacher_fn(name, P["lr"][b:b + batch]) for b in range(0, len(P["lr"]), batch)]
-            y = np.concatenate(ys)
+            y = from_store(store, s, name, P["lr"], cfg)
+            if y is None:
+                ys = [teacher_fn(name, P["lr"][b:b + batch]) for b in range(0, len(P["lr"]), batch)]
+                y = np.concatenate(ys)
+            else:
+                stored.append(name)
             want = (len(P["lr"]), 2 * patch_lr, 2 * patch_lr, 3)
             if y.shape != want or y.dtype != np.uint8:
                 raise ValueError(f"teacher {name}: got {y.shape} {y.dtype}, want {want} uint8")
@@ -176,6 +231,8 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
         os.replace(path + ".tmp", path)
         idx["shards"][f"{s:05d}"] = dict(file=shard_name(s), n=int(len(P["lr"])), seconds=secs,
                                          finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        if stored:
+            idx["shards"][f"{s:05d}"]["from_store"] = stored
         write_json_atomic(os.path.join(out, "index.json"), idx)
         el = time.time() - t_start
         eta = el / (j + 1) * (len(todo) - j - 1)
@@ -229,15 +286,25 @@ def main(argv=None):
     ap.add_argument("--system-root", default=data.DEFAULT_SYSTEM_ROOT)
     ap.add_argument("--log", help="append progress lines here too (default OUT/log.txt)")
     ap.add_argument("--status", action="store_true", help="print progress and timings, build nothing")
+    ap.add_argument("--store", help="durable teacher outputs: take them from here when present")
+    ap.add_argument("--export-store", action="store_true",
+                    help="write the expensive teachers' outputs of OUT into --store, build nothing")
     a = ap.parse_args(argv)
     if a.status:
         print("\n".join(status(a.out)))
+        return 0
+    if a.export_store:
+        if not a.store:
+            ap.error("--export-store needs --store")
+        sidx = export_store(a.out, a.store)
+        print(f"{a.store}: {len(sidx['shards'])} shards of {', '.join(STORE_TEACHERS)}")
         return 0
     import torch
     torch.set_num_threads(a.threads)
     build(a.out, a.patches, a.patch, a.shard, a.teachers.split(","), a.seed, down=a.down,
           manifest=a.manifest, shared_root=a.shared_root, system_root=a.system_root,
-          batch=a.batch, log=a.log or os.path.join(a.out, "log.txt"), mild_every=a.mild_every)
+          batch=a.batch, log=a.log or os.path.join(a.out, "log.txt"), mild_every=a.mild_every,
+          store=a.store)
     print("\n".join(status(a.out)))
     return 0
 

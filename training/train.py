@@ -11,7 +11,7 @@ random draw of step k comes from a generator seeded by (seed, k), so a resumed r
 same batches, timesteps and directions as an uninterrupted one). --steps fixes the length of
 the learning-rate schedule; --minutes bounds this invocation (checkpoint, then exit 0).
 
-Per step: B crops from the cache (dihedral augmentation), each at two timesteps t_a, t_b
+Per step: B random --crop x --crop crops of cache patches (dihedral augmentation), each at two timesteps t_a, t_b
 (t = 0 or 1 with probability p_end each, else uniform), so the batch holds 2B examples and the
 consistency term compares the two. AdamW (the timestep MLP and the FiLM layers at
 --cond-lr-mult x the learning rate, FiLM initialised non-zero), warm-up then cosine decay,
@@ -109,14 +109,21 @@ def make_batch(D, step, a, rank=0, world=1):
     g = step_generator(a.seed, step)
     idx = torch.randint(D["n"], (a.batch,), generator=g)
     aug = torch.randint(8, (a.batch,), generator=g)
+    p = D["lr"].shape[-1]
+    c = min(a.crop or p, p)
+    off = torch.randint(p - c + 1, (a.batch, 2), generator=g)
     ta, tb = sample_t(a.batch, g, a.p_end), sample_t(a.batch, g, a.p_end)
     dim = 3 * a.swd_k * a.swd_k
     dirs = distill.random_dirs(a.swd_dirs, dim, g)
     mine = list(range(rank, a.batch, world))
 
     def take(x):  # x: uint8 [..., N, 3, H, W] -> float [..., b, 3, h, w] of this rank's crops
-        return torch.stack([dihedral(x[..., int(idx[i]), :, :, :], int(aug[i])) for i in mine],
-                           dim=x.dim() - 4).float() / 255.0
+        f = x.shape[-1] // p  # 1 for LR, 2 for HR and teachers
+        out = []
+        for i in mine:
+            y0, x0 = int(off[i, 0]) * f, int(off[i, 1]) * f
+            out.append(dihedral(x[..., int(idx[i]), :, y0:y0 + c * f, x0:x0 + c * f], int(aug[i])))
+        return torch.stack(out, dim=x.dim() - 4).float() / 255.0
 
     lr, hr, fid, real = take(D["lr"]), take(D["hr"]), take(D["fid"]), take(D["real"])
     b = len(mine)
@@ -270,6 +277,7 @@ def parse(argv=None):
     ap.add_argument("--minutes", type=float, default=0, help="stop this run after N minutes")
     ap.add_argument("--stop-at", type=int, default=0, help="stop this run at step N (tests)")
     ap.add_argument("--batch", type=int, default=8, help="crops per step (x2 timesteps each)")
+    ap.add_argument("--crop", type=int, default=48, help="LR crop taken from a cache patch (0: all)")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lr-min", type=float, default=0.05, help="final lr as a fraction of --lr")
     ap.add_argument("--warmup", type=int, default=100)

@@ -99,3 +99,36 @@ def test_real_fast_teacher(tmp_path):
     # a reasonable x2 of the LR: close to the nearest upsampling in the mean
     up = z["lr"][0].repeat(2, 0).repeat(2, 1).astype(float)
     assert abs(y.astype(float).mean() - up.mean()) < 8
+
+
+def test_mild_mix_and_durable_store(tmp_path):
+    """--mild-every degrades every N-th patch with degrade.MILD; the store keeps a teacher's
+    outputs (lossless) and a rebuild on a fresh machine takes them instead of running it."""
+    import degrade
+    first, store = tmp_path / "c1", tmp_path / "store"
+    C.build(str(first), 2, patch_lr=32, shard_size=1, teachers=["stub-a", "realesrgan-x4plus"],
+            seed=4, shared_root=SHARED, system_root=SYSTEM, teacher_fn=Stub(), mild_every=2)
+    z = [np.load(first / f"shard_0000{s}.npz") for s in (0, 1)]
+    assert [bool(x["mild"][0]) for x in z] == [True, False]
+    assert np.array_equal(z[0]["lr"][0], D.make_lr(z[0]["hr"][0], int(z[0]["seed"][0]), degrade.MILD))
+    C.export_store(str(first), str(store))
+    assert sorted(os.listdir(store)) == ["index.json", "shard_00000_realesrgan-x4plus.png",
+                                         "shard_00001_realesrgan-x4plus.png"]
+    again = Stub()
+    idx = C.build(str(tmp_path / "c2"), 2, patch_lr=32, shard_size=1,
+                  teachers=["stub-a", "realesrgan-x4plus"], seed=4, shared_root=SHARED,
+                  system_root=SYSTEM, teacher_fn=again, mild_every=2, store=str(store))
+    assert again.calls == {"stub-a": 2}
+    assert all(e["from_store"] == ["realesrgan-x4plus"] for e in idx["shards"].values())
+    for s in (0, 1):
+        b = np.load(tmp_path / "c2" / f"shard_0000{s}.npz")
+        assert np.array_equal(b["x2_realesrgan-x4plus"], z[s]["x2_realesrgan-x4plus"])
+    # a stale store entry (other LR) is not used
+    sidx = json.loads((store / "index.json").read_text())
+    sidx["shards"]["00001"] = "0" * 64
+    (store / "index.json").write_text(json.dumps(sidx))
+    third = Stub()
+    C.build(str(tmp_path / "c3"), 2, patch_lr=32, shard_size=1,
+            teachers=["stub-a", "realesrgan-x4plus"], seed=4, shared_root=SHARED,
+            system_root=SYSTEM, teacher_fn=third, mild_every=2, store=str(store))
+    assert third.calls == {"stub-a": 2, "realesrgan-x4plus": 1}

@@ -1,0 +1,87 @@
+"""training/ctsr/distill.py: the decomposition is an orthogonal one, the terms' gradients lie in
+their components, SWD measures distributions (not pixels), and the losses respond to t."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ctsr import distill as Dl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_projectors_are_orthogonal_and_complementary():
+    a, b = rand(2, 3, 16, 24, seed=1), rand(2, 3, 16, 24, seed=2)
+    pr, pn = Dl.p_range, Dl.p_null
+    assert torch.allclose(pr(a) + pn(a), a)
+    assert torch.allclose(pr(pr(a)), pr(a), atol=1e-6)          # idempotent
+    assert torch.allclose(pn(pn(a)), pn(a), atol=1e-6)
+    assert pr(pn(a)).abs().max() < 1e-6                          # P_r P_n = 0
+    assert abs(float((pr(a) * pn(b)).sum())) < 1e-3              # <P_r a, P_n b> = 0
+    assert abs(float((pr(a) * b).sum() - (a * pr(b)).sum())) < 1e-3   # symmetric
+    # P_r = A+ A with A the 2x2 box average: the range part is what the LR image determines
+    assert torch.allclose(F.avg_pool2d(pr(a), 2), F.avg_pool2d(a, 2), atol=1e-6)
+    assert F.avg_pool2d(pn(a), 2).abs().max() < 1e-6
+
+
+def test_gradients_stay_in_their_component():
+    y = rand(2, 3, 32, 32, seed=3)
+    s = rand(2, 3, 32, 32, seed=4).requires_grad_(True)
+    Dl.l1_per_example(Dl.p_range(s), Dl.p_range(y)).sum().backward()
+    assert Dl.p_null(s.grad).abs().max() < 1e-7
+    s.grad = None
+    dirs = Dl.random_dirs(8, 48, torch.Generator().manual_seed(0))
+    (Dl.l1_per_example(Dl.p_null(s), Dl.p_null(y)) + Dl.swd(Dl.p_null(s), Dl.p_null(y), dirs)).sum().backward()
+    assert Dl.p_range(s.grad).abs().max() < 1e-7
+
+
+def test_swd_matches_distributions_not_pixels():
+    g = torch.Generator().manual_seed(0)
+    dirs = Dl.random_dirs(16, 48, g)
+    tex = Dl.p_null(rand(1, 3, 64, 64, seed=5))
+    # the same texture moved by whole 2x2 blocks inside each 32x32 tile: other pixels, same
+    # neighbourhood distribution (up to the tile's edge) -> small SWD; its blur -> large SWD
+    moved = torch.roll(tex.reshape(1, 3, 2, 32, 2, 32), shifts=(8, 8), dims=(3, 5)).reshape(1, 3, 64, 64)
+    blur = F.avg_pool2d(F.pad(tex, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    assert float(Dl.swd(tex, tex, dirs)) == 0.0
+    d_moved, d_blur = float(Dl.swd(moved, tex, dirs)), float(Dl.swd(blur, tex, dirs))
+    pix_moved, pix_blur = float((moved - tex).abs().mean()), float((blur - tex).abs().mean())
+    assert pix_moved > pix_blur          # a pixel loss prefers the blur ...
+    assert d_blur > 3 * d_moved          # ... SWD prefers the texture
+    # the per-teacher form projects the student once and gives the same value
+    one = Dl.swd_to_teachers(blur, [tex], [1.0], dirs)
+    assert torch.allclose(one, Dl.swd(blur, tex, dirs))
+
+
+def test_loss_weights_follow_t():
+    y = rand(2, 3, 64, 64, seed=6)
+    fids = [rand(2, 3, 64, 64, seed=7)]
+    reals = [rand(2, 3, 64, 64, seed=8), rand(2, 3, 64, 64, seed=9)]
+    s = y.clone()
+    dirs = Dl.random_dirs(8, 48, torch.Generator().manual_seed(1))
+    w = dict(ft=0.0)
+    l0, _ = Dl.ctsr_loss(s, torch.zeros(2), y, fids, reals, [1.0, 0.5], dirs, w=w)
+    l1, terms = Dl.ctsr_loss(s, torch.ones(2), y, fids, reals, [1.0, 0.5], dirs, w=w)
+    assert float(l0) < 1e-6                       # the truth is the fidelity end's optimum
+    assert float(l1) > 0.01 and terms["range"] < 1e-6   # ... not the realness end's
+    # consistency: the same crop at two timesteps with different low bands is penalised
+    s2 = torch.cat([y[:1], y[:1] + 0.1])
+    _, terms = Dl.ctsr_loss(s2, torch.tensor([0.0, 1.0]), torch.cat([y[:1], y[:1]]),
+                            [f[:1].repeat(2, 1, 1, 1) for f in fids],
+                            [r[:1].repeat(2, 1, 1, 1) for r in reals], [1.0, 0.5], dirs,
+                            pair=(torch.tensor([0]), torch.tensor([1])))
+    assert abs(terms["cons"] - 0.1) < 1e-5
+    # the naive ablation has no decomposition: same optimum at t = 0
+    n0, _ = Dl.naive_loss(s, torch.zeros(2), y, fids, reals, [1.0, 0.5], dirs, w=w)
+    assert float(n0) < 1e-6
+
+
+def test_pick_fidelity_takes_the_closest_teacher_per_example():
+    y = rand(2, 3, 8, 8, seed=10)
+    near0 = torch.stack([y[0] + 0.01, y[1] + 0.3])
+    near1 = torch.stack([y[0] + 0.3, y[1] + 0.01])
+    f = Dl.pick_fidelity(y, [near0, near1])
+    assert torch.allclose(f[0], near0[0]) and torch.allclose(f[1], near1[1])
