@@ -112,7 +112,8 @@ def make_batch(D, step, a, rank=0, world=1):
     p = D["lr"].shape[-1]
     c = min(a.crop or p, p)
     off = torch.randint(p - c + 1, (a.batch, 2), generator=g)
-    ta, tb = sample_t(a.batch, g, a.p_end), sample_t(a.batch, g, a.p_end)
+    ta = sample_t(a.batch, g, a.p_end)
+    tb = 1 - ta if a.t_pair == "antithetic" else sample_t(a.batch, g, a.p_end)
     dim = 3 * a.swd_k * a.swd_k
     dirs = distill.random_dirs(a.swd_dirs, dim, g)
     mine = list(range(rank, a.batch, world))
@@ -136,12 +137,18 @@ def make_batch(D, step, a, rank=0, world=1):
 
 # ----------------------------------------------------------------------------- model, schedule
 
-def build_model(cfg, film_init, seed):
+def build_model(cfg, film_init, seed, temb_gain=1.0):
+    """The student with a conditioning path that can learn within a CPU budget: FiLM weights
+    N(0, film_init) instead of zero, and the timestep MLP's weights scaled by temb_gain (as
+    initialised, its outputs are ~0.03 and nearly the same for every t)."""
     torch.manual_seed(seed)
     m = Student(cfg)
     if film_init > 0:
         for blk in m.blocks:
             torch.nn.init.normal_(blk.film.weight, std=film_init)
+    with torch.no_grad():
+        m.temb.fc1.weight.mul_(temb_gain)
+        m.temb.fc2.weight.mul_(temb_gain)
     return m
 
 
@@ -192,9 +199,12 @@ def evaluate(model, val, ts=VAL_TS, device="cpu"):
     model.eval()
     rows = []
     for pr, (lrs, hrs) in val.items():
+        first = None
         for t in ts:
             outs = [to_u8(model(x.to(device), float(t)).cpu()) for x in lrs]
-            rows.append(dict(set=pr, t=t,
+            first = first or outs
+            knob = float(np.mean([np.abs(o.astype(np.float32) - f).mean() for o, f in zip(outs, first)]))
+            rows.append(dict(set=pr, t=t, knob=knob,
                              psnr=float(np.mean([metrics.psnr(o, h) for o, h in zip(outs, hrs)])),
                              ssim=float(np.mean([metrics.ssim(o, h) for o, h in zip(outs, hrs)])),
                              niqe_set=baseline.niqe_pooled(outs)))
@@ -284,15 +294,23 @@ def parse(argv=None):
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--cond-lr-mult", type=float, default=10.0)
     ap.add_argument("--film-init", type=float, default=0.02)
+    ap.add_argument("--temb-gain", type=float, default=1.0, help="timestep MLP weight scale at init")
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--p-end", type=float, default=0.2, help="P(t = 0) = P(t = 1)")
+    ap.add_argument("--t-pair", default="antithetic", choices=["antithetic", "independent"],
+                    help="the second timestep of a crop: 1 - t (the two copies differ only in "
+                         "t, by as much as possible on average) or drawn independently")
     ap.add_argument("--swd-k", type=int, default=4)
     ap.add_argument("--swd-dirs", type=int, default=16)
     ap.add_argument("--w-swd", type=float, default=1.0)
     ap.add_argument("--w-rp", type=float, default=0.1)
     ap.add_argument("--w-ft", type=float, default=0.25)
     ap.add_argument("--w-cons", type=float, default=0.5)
+    ap.add_argument("--w-hr-real", type=float, default=0.0,
+                    help="weight of the truth's detail as a realness (SWD) reference")
+    ap.add_argument("--block", type=int, default=2,
+                    help="the decomposition's box: range = block x block means")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fast-attn", type=int, default=1, help="training path for window attention")
@@ -326,8 +344,8 @@ def main(argv=None):
     if ck is not None and not a.grow_data:
         shards = [tuple(x) for x in ck["shards"]]
     D = load_data(shards)
-    model = build_model(CONFIGS[a.config], a.film_init, a.seed).to(device)
-    ema = build_model(CONFIGS[a.config], a.film_init, a.seed).to(device)
+    model = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
+    ema = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -350,7 +368,8 @@ def main(argv=None):
                       indent=1)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loss_fn = distill.LOSSES[a.loss]
-    w = dict(swd=a.w_swd, rp=a.w_rp, ft=a.w_ft, cons=a.w_cons, swd_k=a.swd_k)
+    w = dict(swd=a.w_swd, rp=a.w_rp, ft=a.w_ft, cons=a.w_cons, swd_k=a.swd_k,
+             hr_real=a.w_hr_real, block=a.block)
     val = load_val(a.val_sets.split(","), a.val_images) if lead and a.val_every else None
     bar = None
     if lead and not a.no_progress:
@@ -363,9 +382,9 @@ def main(argv=None):
         rows = evaluate(ema, val, device=device)
         for r in rows:
             append_csv(os.path.join(a.workdir, "val.csv"),
-                       ["step", "set", "t", "psnr", "ssim", "niqe_set"],
+                       ["step", "set", "t", "psnr", "ssim", "niqe_set", "diff_from_t0"],
                        [step, r["set"], r["t"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}",
-                        f"{r['niqe_set']:.4f}"])
+                        f"{r['niqe_set']:.4f}", f"{r['knob']:.3f}"])
         msg = " | ".join(f"{r['set'][:4]} t={r['t']:g}: {r['psnr']:.2f} dB NIQE {r['niqe_set']:.2f}"
                          for r in rows)
         (bar.write if bar else print)(f"step {step} val: {msg}")

@@ -45,14 +45,14 @@ import torch
 import torch.nn.functional as F
 
 
-def p_range(z):
-    """P_r z = A+ A z: every 2x2 block replaced by its mean. z: [N, C, 2H, 2W]."""
-    return F.interpolate(F.avg_pool2d(z, 2), scale_factor=2, mode="nearest")
+def p_range(z, block=2):
+    """P_r z = A+ A z: every block x block cell replaced by its mean. z: [N, C, H, W]."""
+    return F.interpolate(F.avg_pool2d(z, block), scale_factor=block, mode="nearest")
 
 
-def p_null(z):
-    """P_n z = z - A+ A z: the component in the null space of the 2x2 box average."""
-    return z - p_range(z)
+def p_null(z, block=2):
+    """P_n z = z - A+ A z: the component in the null space of the block x block box average."""
+    return z - p_range(z, block)
 
 
 def l1_per_example(a, b):
@@ -103,7 +103,8 @@ def random_dirs(n_dirs, dim, generator):
     return d / d.norm(dim=1, keepdim=True)
 
 
-DEFAULT_WEIGHTS = dict(ft=0.25, rp=0.1, swd=1.0, cons=0.5, swd_k=4, swd_tile=32, swd_dirs=32)
+DEFAULT_WEIGHTS = dict(ft=0.25, rp=0.1, swd=1.0, cons=0.5, swd_k=4, swd_tile=32, swd_dirs=32,
+                       hr_real=0.0, block=2)
 
 
 def pick_fidelity(y, fids):
@@ -121,14 +122,16 @@ def ctsr_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     w = dict(DEFAULT_WEIGHTS, **(w or {}))
     f = pick_fidelity(y, fids)
     rbar = sum(wk * r for wk, r in zip(real_w, reals)) / sum(real_w)
-    sr, sn = p_range(s), s - p_range(s)
-    yr, yn = p_range(y), y - p_range(y)
-    fr, fn = p_range(f), f - p_range(f)
+    k = w["block"]
+    sr, yr, fr = p_range(s, k), p_range(y, k), p_range(f, k)
+    sn, yn, fn = s - sr, y - yr, f - fr
     l_range = l1_per_example(sr, yr) + w["ft"] * l1_per_example(sr, fr)
     l_fid = l1_per_example(sn, yn) + w["ft"] * l1_per_example(sn, fn)
-    l_swd = swd_to_teachers(sn, [p_null(r) for r in reals], real_w, dirs, w["swd_k"],
-                            w["swd_tile"])
-    l_rp = l1_per_example(sn, p_null(rbar))
+    refs, ref_w = [p_null(r, k) for r in reals], list(real_w)
+    if w["hr_real"] > 0:  # the truth's detail as a realness reference too (real photographs)
+        refs, ref_w = refs + [yn], ref_w + [w["hr_real"]]
+    l_swd = swd_to_teachers(sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    l_rp = l1_per_example(sn, p_null(rbar, k))
     l_real = w["swd"] * l_swd + w["rp"] * l_rp
     total = (l_range + (1 - t) * l_fid + t * l_real).mean()
     terms = dict(range=l_range.mean(), fid=l_fid.mean(), swd=l_swd.mean(), rp=l_rp.mean())
@@ -148,7 +151,10 @@ def naive_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     f = pick_fidelity(y, fids)
     rbar = sum(wk * r for wk, r in zip(real_w, reals)) / sum(real_w)
     l_fid = l1_per_example(s, y) + w["ft"] * l1_per_example(s, f)
-    l_swd = swd_to_teachers(s, reals, real_w, dirs, w["swd_k"], w["swd_tile"])
+    refs, ref_w = list(reals), list(real_w)
+    if w["hr_real"] > 0:
+        refs, ref_w = refs + [y], ref_w + [w["hr_real"]]
+    l_swd = swd_to_teachers(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
     l_rp = l1_per_example(s, rbar)
     total = ((1 - t) * l_fid + t * (w["swd"] * l_swd + w["rp"] * l_rp)).mean()
     terms = dict(fid=l_fid.mean(), swd=l_swd.mean(), rp=l_rp.mean(), total=total)
