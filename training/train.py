@@ -114,7 +114,7 @@ def make_batch(D, step, a, rank=0, world=1):
     off = torch.randint(p - c + 1, (a.batch, 2), generator=g)
     ta = sample_t(a.batch, g, a.p_end)
     tb = 1 - ta if a.t_pair == "antithetic" else sample_t(a.batch, g, a.p_end)
-    dim = 3 * a.swd_k * a.swd_k
+    dim = (1 if a.real == "nss" else 3) * a.swd_k * a.swd_k
     dirs = distill.random_dirs(a.swd_dirs, dim, g)
     mine = list(range(rank, a.batch, world))
 
@@ -187,6 +187,16 @@ def load_val(presets, max_images=0):
     return out
 
 
+def niqe_set(outs):
+    """baseline.niqe_pooled, NaN when the pooled patches cannot be fitted (a few flat
+    outputs early in training give a singular covariance)."""
+    import baseline
+    try:
+        return baseline.niqe_pooled(outs)
+    except np.linalg.LinAlgError:
+        return float("nan")
+
+
 def to_u8(y):
     return (y[0].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
 
@@ -207,7 +217,7 @@ def evaluate(model, val, ts=VAL_TS, device="cpu"):
             rows.append(dict(set=pr, t=t, knob=knob,
                              psnr=float(np.mean([metrics.psnr(o, h) for o, h in zip(outs, hrs)])),
                              ssim=float(np.mean([metrics.ssim(o, h) for o, h in zip(outs, hrs)])),
-                             niqe_set=baseline.niqe_pooled(outs)))
+                             niqe_set=niqe_set(outs)))
     return rows
 
 
@@ -293,23 +303,26 @@ def parse(argv=None):
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--cond-lr-mult", type=float, default=10.0)
-    ap.add_argument("--film-init", type=float, default=0.02)
-    ap.add_argument("--temb-gain", type=float, default=1.0, help="timestep MLP weight scale at init")
+    ap.add_argument("--film-init", type=float, default=0.05)
+    ap.add_argument("--temb-gain", type=float, default=4.0, help="timestep MLP weight scale at init")
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--p-end", type=float, default=0.2, help="P(t = 0) = P(t = 1)")
     ap.add_argument("--t-pair", default="antithetic", choices=["antithetic", "independent"],
                     help="the second timestep of a crop: 1 - t (the two copies differ only in "
                          "t, by as much as possible on average) or drawn independently")
+    ap.add_argument("--real", default="nss", choices=["nss", "swd"],
+                    help="realness loss: SWD of MSCN (natural-scene statistics) neighbourhoods "
+                         "at two scales, or SWD of the detail's pixel neighbourhoods")
     ap.add_argument("--swd-k", type=int, default=4)
     ap.add_argument("--swd-dirs", type=int, default=16)
-    ap.add_argument("--w-swd", type=float, default=1.0)
+    ap.add_argument("--w-swd", type=float, default=0.5, help="weight of the realness distance")
     ap.add_argument("--w-rp", type=float, default=0.1)
     ap.add_argument("--w-ft", type=float, default=0.25)
-    ap.add_argument("--w-cons", type=float, default=0.5)
-    ap.add_argument("--w-hr-real", type=float, default=0.0,
+    ap.add_argument("--w-cons", type=float, default=0.1)
+    ap.add_argument("--w-hr-real", type=float, default=1.0,
                     help="weight of the truth's detail as a realness (SWD) reference")
-    ap.add_argument("--block", type=int, default=2,
+    ap.add_argument("--block", type=int, default=4,
                     help="the decomposition's box: range = block x block means")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -369,7 +382,7 @@ def main(argv=None):
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     loss_fn = distill.LOSSES[a.loss]
     w = dict(swd=a.w_swd, rp=a.w_rp, ft=a.w_ft, cons=a.w_cons, swd_k=a.swd_k,
-             hr_real=a.w_hr_real, block=a.block)
+             hr_real=a.w_hr_real, block=a.block, real=a.real)
     val = load_val(a.val_sets.split(","), a.val_images) if lead and a.val_every else None
     bar = None
     if lead and not a.no_progress:

@@ -74,7 +74,7 @@ def test_resume_is_exact(stub_cache, tmp_path):
         assert torch.equal(ma[k], mb[k]), k
         assert torch.equal(ea[k], eb[k]), k
     # the loss really moved the weights
-    first = train.build_model(train.CONFIGS["tiny"], 0.02, 0).state_dict()
+    first = train.build_model(train.CONFIGS["tiny"], 0.05, 0, 4.0).state_dict()
     assert any(not torch.equal(first[k], ma[k]) for k in ma)
 
 

@@ -1,16 +1,19 @@
 """CTSR distillation losses: the geometric decomposition, the realness loss, the targets.
 
-Space. Everything here lives in HR RGB pixel space R^(3 x 2H x 2W) with the Euclidean inner
-product. A is the x2 box downsampling (the mean of each 2x2 block) and A+ = 4 A^T its
-pseudo-inverse (each LR value copied into its 2x2 block; A A+ = I). The two projectors
+Space. Everything here lives in HR RGB pixel space R^(3 x H x W) with the Euclidean inner
+product. A_B is the B x B box average (B = `block`: 4 for the shipped models, 2 also
+supported) and A_B+ = B^2 A_B^T its pseudo-inverse (each value copied into its block;
+A_B A_B+ = I). The two projectors
 
-    P_r = A+ A          (range of A+, "low band": each 2x2 block replaced by its mean)
-    P_n = I - A+ A      (null space of A, "detail": what the low-resolution image cannot see)
+    P_r = A_B+ A_B      (range: each B x B block replaced by its mean, the "low band")
+    P_n = I - A_B+ A_B  (null space of A_B: the detail inside the blocks)
 
 are symmetric and idempotent with P_r P_n = 0 and P_r + P_n = I, so every image splits into two
 orthogonal components z = P_r z + P_n z, and a loss on one component has a gradient that lies
-in that component's subspace only. For a 2x2 box average this is one level of the Haar
-transform: P_r keeps the LL band, P_n the LH/HL/HH bands.
+in that component's subspace only. For B = 2 this is one level of the Haar transform (LL vs
+LH/HL/HH), for B = 4 two levels (the LL of the LL vs everything finer). With B = 4 the range is
+the HR at a quarter of its resolution, half the LR's: what a degraded (blurred, noisy) LR still
+determines; the null space holds the scales where fidelity and realness disagree.
 
 Targets. y is the truth, f_k the fidelity teachers, r_k the realness teachers, S the student's
 output at timestep t (per example). With f* the fidelity teacher closest to y in L1 (chosen per
@@ -19,8 +22,13 @@ faithful), and r_k combined as a weighted sum of per-teacher realness losses:
 
     L_range = |P_r S - P_r y|_1 + w_ft |P_r S - P_r f*|_1                      (every t)
     L_fid   = (1 - t) (|P_n S - P_n y|_1 + w_ft |P_n S - P_n f*|_1)             (detail, t -> 0)
-    L_real  = t (sum_k w_k SWD(P_n S, P_n r_k) + w_rp |P_n S - P_n rbar|_1)   (detail, t -> 1)
+    L_real  = t (sum_k w_k D(S_n, r_k) / sum_k w_k + w_rp |P_n S - P_n rbar|_1) (detail, t -> 1)
     L_cons  = |P_r S(t_a) - P_r S(t_b)|_1        (the same crop at two timesteps)
+
+with S_n = sg(P_r S) + P_n S (the range held fixed, so the realness gradient reaches the null
+component only) and D the realness distance below (`real="nss"`; `real="swd"` compares the
+detail images' pixel neighbourhoods instead: measured here, the student's detail already has
+the teachers' amplitude, so that distance asked for nothing and the knob stayed dead).
 
 Fidelity terms act on the range component at every t (the stabilising anchor: the low band
 is what the input determines, and no timestep may move it), and on the null component with
@@ -29,17 +37,22 @@ term is the geometric statement of controllability itself: t moves the output on
 null space, so the range components of one input at two timesteps must agree; because both are
 evaluated in the same step, it constrains the whole path between the ends, not the endpoints.
 
-SWD (sliced Wasserstein distance of local neighbourhoods, Heitz et al. 2021) is the realness
-loss that does not collapse to the blurred average: inside each T x T tile it compares the
-distribution of the k x k x 3 neighbourhoods (stride 2) of the two detail images, projected on random
-unit directions and sorted, so it asks for detail of the same amplitude and structure as the
-teacher's without asking for the teacher's pixels (which the input cannot predict: a pixel
-loss's best answer to invented detail is its blur, its mean). Tiles keep it local: the detail
-goes where the teacher puts detail (foliage), not where it does not (sky).
+Realness distance D (`nss_swd`): a sliced Wasserstein distance (Heitz et al. 2021) between the
+distributions of 4x4 neighbourhoods of the MSCN maps (mean-subtracted, contrast-normalised luma:
+the natural-scene statistics that NIQE and BRISQUE are built on) of S_n and of a reference,
+inside each 32x32 tile, at two scales (full and 2x2-averaged). The neighbourhoods are projected
+on random unit directions and sorted, so the loss asks for detail whose local structure is
+distributed like the teacher's (sharp edges, clean flat areas, natural texture) without asking
+for the teacher's pixels (which the input cannot predict: a pixel loss's best answer to invented
+detail is its blur, its mean); contrast normalisation makes it about structure, not amplitude;
+tiles keep it local (detail where the teacher puts detail). References: the realness teachers
+(weights 1 and 0.5) and, with weight `hr_real`, the truth itself (real photographs, as a patch
+discriminator would be trained on). Measured on cached patches, D to x4plus orders the methods
+as NIQE does: truth 0.19, x4fast 0.24, bicubic 0.29, waifu2x 0.31.
 
 The naive ablation (`naive_loss`) uses the same terms on whole images, without the
-decomposition: a weighted sum of per-teacher losses, (1 - t) times the fidelity terms plus t
-times the realness terms.
+decomposition or the consistency term: (1 - t) times the fidelity terms plus t times the
+realness terms.
 """
 import torch
 import torch.nn.functional as F
@@ -98,13 +111,51 @@ def swd_to_teachers(s, teachers, weights, dirs, k=4, tile=32):
     return tot / sum(weights)
 
 
+def _gauss7():
+    x = torch.arange(7, dtype=torch.float32) - 3
+    g = torch.exp(-x ** 2 / (2 * (7 / 6) ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None])[None, None]
+
+
+GAUSS7 = _gauss7()
+
+
+def mscn(z):
+    """Mean-subtracted contrast-normalised luma (natural-scene statistics, as NIQE and BRISQUE
+    use them): (Y - mu) / (sigma + 1) with a 7x7 Gaussian window (sigma 7/6), Y in 0..255.
+    z: [N, 3, H, W] RGB in [0, 1] -> [N, 1, H, W]."""
+    y = (0.299 * z[:, 0:1] + 0.587 * z[:, 1:2] + 0.114 * z[:, 2:3]) * 255.0
+    pad = lambda x: F.pad(x, (3, 3, 3, 3), mode="replicate")  # noqa: E731
+    mu = F.conv2d(pad(y), GAUSS7)
+    var = F.conv2d(pad(y * y), GAUSS7) - mu * mu
+    return (y - mu) / (var.clamp_min(0).add(1e-6).sqrt() + 1.0)
+
+
+def nss_swd(s, refs, weights, dirs, k=4, tile=32, scales=2):
+    """Realness loss: SWD between the distributions of k x k neighbourhoods of the MSCN maps
+    of s and of each reference, per tile, at `scales` scales (full, then 2x2-averaged), the
+    weighted mean over the references. Contrast normalisation makes it about the structure of
+    detail (sharp edges, clean flat areas, natural texture) rather than its amplitude."""
+    tot = 0
+    for sc in range(scales):
+        ms = mscn(s)
+        for wk, r in zip(weights, refs):
+            with torch.no_grad():
+                pr = swd_proj(mscn(r), dirs, k, max(tile >> sc, 8))
+            tot = tot + wk * (swd_proj(ms, dirs, k, max(tile >> sc, 8)) - pr).abs().flatten(1).mean(1)
+        if sc + 1 < scales:
+            s, refs = F.avg_pool2d(s, 2), [F.avg_pool2d(r, 2) for r in refs]
+    return tot / (sum(weights) * scales)
+
+
 def random_dirs(n_dirs, dim, generator):
     d = torch.randn(n_dirs, dim, generator=generator)
     return d / d.norm(dim=1, keepdim=True)
 
 
 DEFAULT_WEIGHTS = dict(ft=0.25, rp=0.1, swd=1.0, cons=0.5, swd_k=4, swd_tile=32, swd_dirs=32,
-                       hr_real=0.0, block=2)
+                       hr_real=0.0, block=2, real="swd")
 
 
 def pick_fidelity(y, fids):
@@ -127,10 +178,18 @@ def ctsr_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     sn, yn, fn = s - sr, y - yr, f - fr
     l_range = l1_per_example(sr, yr) + w["ft"] * l1_per_example(sr, fr)
     l_fid = l1_per_example(sn, yn) + w["ft"] * l1_per_example(sn, fn)
-    refs, ref_w = [p_null(r, k) for r in reals], list(real_w)
-    if w["hr_real"] > 0:  # the truth's detail as a realness reference too (real photographs)
-        refs, ref_w = refs + [yn], ref_w + [w["hr_real"]]
-    l_swd = swd_to_teachers(sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    if w["real"] == "nss":
+        # on the whole image, with the range component held fixed: the gradient reaches the
+        # null component only
+        refs, ref_w = list(reals), list(real_w)
+        if w["hr_real"] > 0:
+            refs, ref_w = refs + [y], ref_w + [w["hr_real"]]
+        l_swd = nss_swd(sr.detach() + sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    else:
+        refs, ref_w = [p_null(r, k) for r in reals], list(real_w)
+        if w["hr_real"] > 0:  # the truth's detail as a realness reference too (real photographs)
+            refs, ref_w = refs + [yn], ref_w + [w["hr_real"]]
+        l_swd = swd_to_teachers(sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
     l_rp = l1_per_example(sn, p_null(rbar, k))
     l_real = w["swd"] * l_swd + w["rp"] * l_rp
     total = (l_range + (1 - t) * l_fid + t * l_real).mean()
@@ -154,7 +213,10 @@ def naive_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     refs, ref_w = list(reals), list(real_w)
     if w["hr_real"] > 0:
         refs, ref_w = refs + [y], ref_w + [w["hr_real"]]
-    l_swd = swd_to_teachers(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    if w["real"] == "nss":
+        l_swd = nss_swd(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    else:
+        l_swd = swd_to_teachers(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
     l_rp = l1_per_example(s, rbar)
     total = ((1 - t) * l_fid + t * (w["swd"] * l_swd + w["rp"] * l_rp)).mean()
     terms = dict(fid=l_fid.mean(), swd=l_swd.mean(), rp=l_rp.mean(), total=total)
