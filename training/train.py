@@ -391,9 +391,9 @@ def main(argv=None):
     t_start = last_ckpt = time.time()
     val_rows = []
 
-    def validate():
+    def validate(write=True):
         rows = evaluate(ema, val, device=device)
-        for r in rows:
+        for r in rows if write else []:
             append_csv(os.path.join(a.workdir, "val.csv"),
                        ["step", "set", "t", "psnr", "ssim", "niqe_set", "diff_from_t0"],
                        [step, r["set"], r["t"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}",
@@ -450,7 +450,8 @@ def main(argv=None):
         open(os.path.join(a.workdir, "done"), "w").close()
     if lead and a.export:
         if val is not None and (not val_rows or step % a.val_every):
-            val_rows = validate()
+            # a checkpoint's step already validated by the run is not logged twice
+            val_rows = validate(write=bool(step % a.val_every))
         do_export(a.export, ema, a, step, val_rows, shards)
         print(f"exported {a.export} (EMA weights, step {step})")
     if world > 1:

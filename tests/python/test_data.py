@@ -50,7 +50,7 @@ def test_split_disjoint_and_fixed(man):
     assert sorted(e["id"] for e in D.entries(man, "val")) == sorted(val) and len(val) == 12
     assert not set(val) & set(train)
     assert len(val) + len(train) == len(man["images"])
-    # the interim model's 5 held-out photos: the first 5 of sun_hays80 in sorted order
+    # the first 5 of sun_hays80 in sorted order (held out since the first trained model)
     sun = sorted(e["id"] for e in man["images"] if e["id"].startswith("sun_hays80/"))
     assert set(sun[:5]) <= set(val)
     assert hashlib.sha256(json.dumps(val).encode()).hexdigest() == VAL_IDS_SHA256
