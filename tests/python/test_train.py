@@ -91,8 +91,14 @@ def test_ddp_two_processes_agree(stub_cache, tmp_path):
     # 2 ranks x 2 crops (x 2 timesteps) = the one-process batch of 4 crops: same weights
     _, m1, _ = weights(one)
     _, m2, _ = weights(two)
-    for k in m1:
-        assert torch.allclose(m1[k], m2[k], atol=1e-5, rtol=1e-4), k
+    # Adam divides each gradient by its own running magnitude: for the few weights whose
+    # gradient is ~0, the different summation order of the all-reduce can flip an update of
+    # up to lr x 10 (conditioning path) per step. Measured: 3 of 17,552 weights differ by more
+    # than 1e-5 (at most 8e-5), the rest by under 1e-6. A rank training on the wrong slice
+    # would move most weights.
+    d = torch.cat([(m1[k] - m2[k]).abs().reshape(-1) for k in m1])
+    assert float(d.max()) < 5e-4
+    assert float((d > 1e-6).float().mean()) < 1e-3
 
 
 def test_export_provenance(stub_cache, tmp_path):
