@@ -100,10 +100,10 @@ def export_store(out, store, teachers=STORE_TEACHERS):
     return sidx
 
 
-def from_store(store, s, name, lr_u8, cfg):
-    """The stored output of teacher `name` for shard s, or None when absent or stale."""
+def from_store(store, sidx, s, name, lr_u8, cfg):
+    """The stored output of teacher `name` for shard s, or None when absent or stale.
+    sidx: the store's index.json (read_index(store)), read once per build."""
     import cv2
-    sidx = read_index(store) if store else None
     p = store_path(store, s, name) if store else ""
     if (not sidx or sidx["config"] != cfg or sidx["shards"].get(f"{s:05d}") != data.sha256_rgb(lr_u8)
             or not os.path.exists(p)):
@@ -200,6 +200,7 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
         def teacher_fn(name, lr_u8):
             return default_teacher_fn(name, lr_u8, down)
     n_shards = math.ceil(n_patches / shard_size)
+    sidx = read_index(store) if store else None
     todo = [s for s in range(n_shards) if f"{s:05d}" not in idx["shards"]
             or not os.path.exists(os.path.join(out, shard_name(s)))]
     _log(f"cache {out}: {n_shards} shards x {shard_size} patches ({patch_lr}x{patch_lr} LR), "
@@ -214,7 +215,7 @@ def build(out, n_patches, patch_lr=64, shard_size=16, teachers=DEFAULT_TEACHERS,
         stored = []
         for name in teachers:
             t1 = time.time()
-            y = from_store(store, s, name, P["lr"], cfg)
+            y = from_store(store, sidx, s, name, P["lr"], cfg)
             if y is None:
                 ys = [teacher_fn(name, P["lr"][b:b + batch]) for b in range(0, len(P["lr"]), batch)]
                 y = np.concatenate(ys)

@@ -139,14 +139,11 @@ def nss_swd(s, refs, weights, dirs, k=4, tile=32, scales=2):
     detail (sharp edges, clean flat areas, natural texture) rather than its amplitude."""
     tot = 0
     for sc in range(scales):
-        ms = mscn(s)
-        for wk, r in zip(weights, refs):
-            with torch.no_grad():
-                pr = swd_proj(mscn(r), dirs, k, max(tile >> sc, 8))
-            tot = tot + wk * (swd_proj(ms, dirs, k, max(tile >> sc, 8)) - pr).abs().flatten(1).mean(1)
+        t = max(tile >> sc, 8)
+        tot = tot + swd_to_teachers(mscn(s), [mscn(r) for r in refs], weights, dirs, k, t)
         if sc + 1 < scales:
             s, refs = F.avg_pool2d(s, 2), [F.avg_pool2d(r, 2) for r in refs]
-    return tot / (sum(weights) * scales)
+    return tot / scales
 
 
 def random_dirs(n_dirs, dim, generator):
