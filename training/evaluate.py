@@ -29,6 +29,7 @@ if HERE not in sys.path:
 import baseline  # noqa: E402
 import data  # noqa: E402
 from ctsr.export import load_student  # noqa: E402
+from train import to_u8  # noqa: E402
 
 TS = tuple(round(0.1 * i, 1) for i in range(11))
 REALNESS_REF = "realesrgan-x4plus"
@@ -37,8 +38,7 @@ REALNESS_REF = "realesrgan-x4plus"
 def upscale_u8(model, lr, t):
     """uint8 HxWx3 LR -> uint8 x2 output of the student at t (rounded as the engine does)."""
     with torch.no_grad():
-        y = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0, float(t))[0]
-    return (y.clamp(0, 1) * 255.0 + 0.5).floor().byte().permute(1, 2, 0).numpy()
+        return to_u8(model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0, float(t)))
 
 
 def student_rows(model, lrs, hrs, ts):

@@ -198,13 +198,14 @@ def niqe_set(outs):
 
 
 def to_u8(y):
-    return (y[0].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
+    """[1, 3, H, W] in [0, 1] -> uint8 HxWx3, rounded as the engine's output shader does."""
+    return (y[0].clamp(0, 1) * 255.0 + 0.5).floor().byte().permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
 def evaluate(model, val, ts=VAL_TS, device="cpu"):
-    """Rows {set, t, psnr, ssim, niqe_set} of the model on the validation sets."""
-    import baseline
+    """Rows {set, t, knob, psnr, ssim, niqe_set} of the model on the validation sets; knob is
+    the mean absolute difference (8-bit levels) from the output at the first t."""
     import metrics
     model.eval()
     rows = []
@@ -213,7 +214,8 @@ def evaluate(model, val, ts=VAL_TS, device="cpu"):
         for t in ts:
             outs = [to_u8(model(x.to(device), float(t)).cpu()) for x in lrs]
             first = first or outs
-            knob = float(np.mean([np.abs(o.astype(np.float32) - f).mean() for o, f in zip(outs, first)]))
+            knob = float(np.mean([np.abs(o.astype(np.float32) - f).mean()
+                                  for o, f in zip(outs, first)]))
             rows.append(dict(set=pr, t=t, knob=knob,
                              psnr=float(np.mean([metrics.psnr(o, h) for o, h in zip(outs, hrs)])),
                              ssim=float(np.mean([metrics.ssim(o, h) for o, h in zip(outs, hrs)])),
