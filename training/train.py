@@ -128,6 +128,9 @@ def make_batch(D, step, a, rank=0, world=1):
 
     lr, hr, fid, real = take(D["lr"]), take(D["hr"]), take(D["fid"]), take(D["real"])
     b = len(mine)
+    if a.loss == "l1":  # fidelity pre-training: each crop once, at t = 0
+        return dict(lr=lr, hr=hr, fid=list(fid), real=list(real), t=torch.zeros(b), pair=None,
+                    dirs=dirs)
     two = lambda x: torch.cat([x, x])  # noqa: E731  the same crops at t_a, then at t_b
     t = torch.cat([ta[mine], tb[mine]])
     pair = (torch.arange(b), torch.arange(b, 2 * b))
@@ -294,7 +297,10 @@ def parse(argv=None):
                     help="at each checkpoint (and on resume) take in the cache's newly finished "
                          "shards (default: the shards the run started with, so that a resume is "
                          "exact; with --grow-data it is exact when no shard was added meanwhile)")
-    ap.add_argument("--loss", default="ctsr", choices=sorted(distill.LOSSES))
+    ap.add_argument("--loss", default="ctsr", choices=sorted(distill.LOSSES),
+                    help="ctsr: the method; naive: the ablation; l1: fidelity pre-training")
+    ap.add_argument("--init", help="a fresh run starts from this checkpoint's EMA weights "
+                    "(for example an l1 pre-training run's ckpt.pt); ignored on resume")
     ap.add_argument("--steps", type=int, default=6000, help="schedule length (total steps)")
     ap.add_argument("--minutes", type=float, default=0, help="stop this run after N minutes")
     ap.add_argument("--stop-at", type=int, default=0, help="stop this run at step N (tests)")
@@ -369,6 +375,12 @@ def main(argv=None):
         fastattn.use_fast_attention(model)
     opt = torch.optim.AdamW(param_groups(model, a.wd, a.cond_lr_mult), lr=a.lr)
     step = 0
+    if ck is None and a.init:
+        init = torch.load(a.init, map_location=device)
+        if init["cfg"] != model.cfg:
+            raise SystemExit(f"--init {a.init}: its config differs from --config {a.config}")
+        model.load_state_dict(init["ema"])
+        ema.load_state_dict(init["ema"])
     if ck is not None:
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])

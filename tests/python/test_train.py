@@ -113,3 +113,27 @@ def test_export_provenance(stub_cache, tmp_path):
     assert len(prov["commit"]) == 40 or prov["commit"] == "unknown"
     assert set(prov["validation"]) == {"mild_t0", "mild_t0.5", "mild_t1"}
     assert json.loads(meta["config"])["channels"] == train.CONFIGS["tiny"]["channels"]
+
+
+def test_l1_pretraining_then_init(stub_cache, tmp_path):
+    """--loss l1 trains at t = 0 on each crop once; --init starts a CTSR run from its EMA
+    weights, and a config mismatch is refused."""
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    # a large step so that the pre-trained weights are far from a fresh initialisation
+    assert train.main(args(stub_cache, pre, "--loss", "l1", "--lr", "1e-2", "--warmup", "1")) == 0
+    rows = log_rows(pre)
+    assert rows[0][4:] == ["fid", "total"] and len(rows) == 5
+    b = train.make_batch(train.load_data(train.list_shards([stub_cache])), 0,
+                         train.parse(args(stub_cache, pre, "--loss", "l1")))
+    assert b["lr"].shape[0] == 4 and b["pair"] is None and not b["t"].any()
+    init = torch.load(os.path.join(pre, "ckpt.pt"))["ema"]
+    fresh = train.build_model(train.CONFIGS["tiny"], 0.05, 0, 4.0).state_dict()
+    assert max(float((fresh[k] - init[k]).abs().max()) for k in init) > 1e-2
+    # one warm-up step (lr 5e-6) from the pre-trained weights stays next to them
+    assert train.main(args(stub_cache, ft, "--init", str(pre / "ckpt.pt"), "--stop-at", "1")) == 0
+    _, model, ema = weights(ft)
+    for w in (model, ema):
+        assert max(float((w[k] - init[k]).abs().max()) for k in init) < 1e-4
+    with pytest.raises(SystemExit, match="config differs"):
+        train.main(["--config", "default"] + args(stub_cache, tmp_path / "bad", "--init",
+                                                  str(pre / "ckpt.pt"))[2:])

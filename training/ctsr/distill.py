@@ -220,4 +220,12 @@ def naive_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     return total, {k: float(v) for k, v in terms.items()}
 
 
-LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss}
+def l1_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
+    """Fidelity pre-training (and the plain L1 student of the issue's measurements): |S - y|_1
+    at every t. The same signature as ctsr_loss; t, the teachers and the pairs are unused."""
+    l_fid = l1_per_example(s, y)
+    total = l_fid.mean()
+    return total, dict(fid=float(total), total=float(total))
+
+
+LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss}
