@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define MAX_HEADER_BYTES ((uint64_t)100 * 1000 * 1000)
 #define MAX_JSON_DEPTH 64
@@ -84,9 +86,11 @@ static int mul_ok(uint64_t a, uint64_t b, uint64_t *out)
     return 1;
 }
 
-/* Maximum nesting depth of [ / { outside strings; json-glib's parser is recursive, so a
- * pathological header must not reach it. Returns -1 when over the limit. */
-static int json_depth_ok(const char *s, size_t n)
+/* Checks on the raw JSON text before json-glib sees it: the nesting depth of [ / { outside
+ * strings (json-glib's parser is recursive, so a pathological header must not reach it), and
+ * integer literals that do not fit in 64 bits (json-glib turns 99999999999999999999 into -1
+ * and -99999999999999999999 into 1, so the value it reports would be wrong). */
+static int json_prescan(const char *s, size_t n, const char *what, char *err, size_t errlen)
 {
     int depth = 0, in_str = 0, esc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -101,13 +105,66 @@ static int json_depth_ok(const char *s, size_t n)
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '[' || c == '{') {
-            if (++depth > MAX_JSON_DEPTH)
+            if (++depth > MAX_JSON_DEPTH) {
+                seterr(err, errlen, "%s: JSON nested deeper than %d levels", what,
+                       MAX_JSON_DEPTH);
                 return 0;
+            }
         } else if (c == ']' || c == '}') {
             depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            /* a number token: an integer unless it has a fraction or an exponent */
+            size_t j = i + (c == '-'), k;
+            int integer = 1;
+            for (k = j; k < n && strchr("0123456789.eE+-", s[k]) && s[k]; k++)
+                if (s[k] == '.' || s[k] == 'e' || s[k] == 'E')
+                    integer = 0;
+            if (integer) {
+                /* |value| <= 2^63 - 1 (or 2^63 when negative) */
+                uint64_t v = 0, lim = c == '-' ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+                int over = 0;
+                for (size_t d = j; d < k && !over; d++) {
+                    if (s[d] < '0' || s[d] > '9')
+                        break;
+                    uint64_t digit = (uint64_t)(s[d] - '0');
+                    if (v > (lim - digit) / 10)
+                        over = 1;
+                    else
+                        v = v * 10 + digit;
+                }
+                if (over) {
+                    int len = k - i > 48 ? 48 : (int)(k - i);
+                    seterr(err, errlen, "%s: integer %.*s%s does not fit in 64 bits", what, len,
+                           s + i, k - i > 48 ? "..." : "");
+                    return 0;
+                }
+            }
+            i = k - 1;
         }
     }
     return 1;
+}
+
+/* json-glib keeps the last of two members of the same name; its "object-member" signal
+ * comes for every member parsed, so a duplicate is seen there. */
+typedef struct dup_check {
+    GHashTable *seen; /* "object pointer/name" */
+    char *dup;        /* the first name seen twice */
+} dup_check;
+
+static void on_object_member(JsonParser *p, JsonObject *o, const char *name, gpointer data)
+{
+    dup_check *d = data;
+    (void)p;
+    if (d->dup)
+        return;
+    char *key = g_strdup_printf("%p/%s", (void *)o, name);
+    if (g_hash_table_contains(d->seen, key)) {
+        d->dup = g_strdup(name);
+        g_free(key);
+    } else {
+        g_hash_table_add(d->seen, key);
+    }
 }
 
 static int node_is_int(JsonNode *n)
@@ -137,21 +194,31 @@ static int parse_json_object(const char *text, size_t len, const char *what, Jso
         seterr(err, errlen, "%s: too large", what);
         return CTSR_E_FORMAT;
     }
-    if (!json_depth_ok(text, len)) {
-        seterr(err, errlen, "%s: JSON nested deeper than %d levels", what, MAX_JSON_DEPTH);
+    if (!json_prescan(text, len, what, err, errlen))
         return CTSR_E_FORMAT;
-    }
     JsonParser *p = json_parser_new();
     if (!p) {
         seterr(err, errlen, "%s: out of memory", what);
         return CTSR_E_NOMEM;
     }
+    dup_check dup = {g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), NULL};
+    gulong handler = g_signal_connect(p, "object-member", G_CALLBACK(on_object_member), &dup);
     GError *gerr = NULL;
-    if (!json_parser_load_from_data(p, text, (gssize)len, &gerr)) {
+    gboolean parsed = json_parser_load_from_data(p, text, (gssize)len, &gerr);
+    g_signal_handler_disconnect(p, handler);
+    g_hash_table_destroy(dup.seen);
+    if (!parsed) {
         seterr(err, errlen, "%s is not valid JSON: %s", what,
                gerr && gerr->message ? gerr->message : "parse error");
         if (gerr)
             g_error_free(gerr);
+        g_free(dup.dup);
+        g_object_unref(p);
+        return CTSR_E_FORMAT;
+    }
+    if (dup.dup) {
+        seterr(err, errlen, "%s: \"%.80s\" appears twice in one JSON object", what, dup.dup);
+        g_free(dup.dup);
         g_object_unref(p);
         return CTSR_E_FORMAT;
     }
@@ -325,6 +392,8 @@ typedef struct expected {
     size_t offset; /* in floats, inside model->storage */
     float *dst;
     int found;
+    uint64_t begin, end; /* data_offsets: bytes of the data section */
+    int dsize;           /* bytes per element: 4 (F32) or 2 (F16) */
 } expected;
 
 typedef struct tensor_list {
@@ -469,9 +538,10 @@ static void format_shape(char *buf, size_t n, const int64_t *shape, int rank)
         snprintf(buf + o, n - o, "]");
 }
 
-/* Validate one header entry against its expected tensor and copy its data. */
-static int load_tensor(const char *name, JsonNode *node, expected *e, const uint8_t *data,
-                       uint64_t data_size, char *err, size_t errlen)
+/* Validates one header entry against its expected tensor and the data_size bytes of the
+ * data section; records where its data lies. */
+static int check_tensor(const char *name, JsonNode *node, expected *e, uint64_t data_size,
+                        char *err, size_t errlen)
 {
     if (!node || !JSON_NODE_HOLDS_OBJECT(node)) {
         seterr(err, errlen, "tensor '%s': header entry is not an object", name);
@@ -568,8 +638,23 @@ static int load_tensor(const char *name, JsonNode *node, expected *e, const uint
                name, (long long)begin, (long long)end, (unsigned long long)data_size);
         return CTSR_E_FORMAT;
     }
-    const uint8_t *src = data + begin;
-    if (dsize == 4) {
+    e->begin = (uint64_t)begin;
+    e->end = (uint64_t)end;
+    e->dsize = dsize;
+    return 0;
+}
+
+static const char *nonfinite_name(float v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+}
+
+/* Converts a checked tensor's data (little-endian F32 or F16) into e->dst; non-finite values
+ * are refused: the network would turn them into NaN, a black frame. */
+static int copy_tensor(const expected *e, const uint8_t *data, char *err, size_t errlen)
+{
+    const uint8_t *src = data + e->begin;
+    if (e->dsize == 4) {
         for (size_t i = 0; i < e->count; i++) {
             uint32_t bits = (uint32_t)src[4 * i] | (uint32_t)src[4 * i + 1] << 8 |
                             (uint32_t)src[4 * i + 2] << 16 | (uint32_t)src[4 * i + 3] << 24;
@@ -579,7 +664,66 @@ static int load_tensor(const char *name, JsonNode *node, expected *e, const uint
         for (size_t i = 0; i < e->count; i++)
             e->dst[i] = half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
     }
+    for (size_t i = 0; i < e->count; i++)
+        if (!isfinite(e->dst[i])) {
+            seterr(err, errlen, "tensor '%s': element %zu is %s (weights must be finite)",
+                   e->name, i, nonfinite_name(e->dst[i]));
+            return CTSR_E_FORMAT;
+        }
     return 0;
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const expected *x = *(const expected *const *)a, *y = *(const expected *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : 0;
+}
+
+/* The tensors must cover the data section exactly, as in the safetensors specification: no
+ * two overlap, no bytes between or after them. */
+static int check_layout(tensor_list *l, uint64_t data_size, char *err, size_t errlen)
+{
+    int rc = 0;
+    expected **order = l->n > 0 ? malloc((size_t)l->n * sizeof *order) : NULL;
+    if (l->n <= 0) {
+        seterr(err, errlen, "the model has no tensors");
+        return CTSR_E_FORMAT;
+    }
+    if (!order) {
+        seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    for (int i = 0; i < l->n; i++)
+        order[i] = &l->e[i];
+    qsort(order, (size_t)l->n, sizeof *order, cmp_begin);
+    uint64_t pos = 0;
+    for (int i = 0; i < l->n && !rc; i++) {
+        const expected *e = order[i];
+        if (e->begin < pos) {
+            seterr(err, errlen,
+                   "tensor '%s': data_offsets [%llu, %llu] overlap those of tensor '%s' "
+                   "[%llu, %llu]", e->name, (unsigned long long)e->begin,
+                   (unsigned long long)e->end, order[i - 1]->name,
+                   (unsigned long long)order[i - 1]->begin, (unsigned long long)order[i - 1]->end);
+            rc = CTSR_E_FORMAT;
+        } else if (e->begin > pos) {
+            seterr(err, errlen,
+                   "tensor '%s': data_offsets [%llu, %llu] leave %llu bytes before them that "
+                   "belong to no tensor", e->name, (unsigned long long)e->begin,
+                   (unsigned long long)e->end, (unsigned long long)(e->begin - pos));
+            rc = CTSR_E_FORMAT;
+        }
+        pos = e->end;
+    }
+    if (!rc && pos != data_size) {
+        seterr(err, errlen,
+               "the file has %llu bytes after the last tensor's data (the header declares "
+               "%llu data bytes, the file holds %llu)", (unsigned long long)(data_size - pos),
+               (unsigned long long)pos, (unsigned long long)data_size);
+        rc = CTSR_E_FORMAT;
+    }
+    free(order);
+    return rc;
 }
 
 void ctsr_model_free(ctsr_model *m)
@@ -601,27 +745,26 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-int ctsr_model_load_memory(const void *data_, size_t size, ctsr_model **out, char *err,
-                           size_t errlen)
+/* A parsed and checked header: the model with its storage allocated, every tensor's place in
+ * the data section known, no data read yet. */
+typedef struct header {
+    JsonParser *parser;
+    ctsr_model *m;
+    builder b;
+} header;
+
+static void header_clear(header *h)
 {
-    const uint8_t *data = data_;
-    if (err && errlen)
-        err[0] = 0;
-    if (!out) {
-        seterr(err, errlen, "model: NULL output argument");
-        return CTSR_E_INVALID;
-    }
-    *out = NULL;
-    if (!data && size) {
-        seterr(err, errlen, "model: NULL data");
-        return CTSR_E_INVALID;
-    }
-    if (size < 8) {
-        seterr(err, errlen, "model file truncated: %zu bytes, the 8-byte header length is "
-                            "missing", size);
-        return CTSR_E_FORMAT;
-    }
-    uint64_t hlen = read_u64le(data);
+    builder_free(&h->b);
+    ctsr_model_free(h->m);
+    if (h->parser)
+        g_object_unref(h->parser);
+    memset(h, 0, sizeof *h);
+}
+
+/* The 8-byte header length against the limit and the file size. */
+static int check_header_length(uint64_t hlen, uint64_t size, char *err, size_t errlen)
+{
     if (hlen > MAX_HEADER_BYTES) {
         seterr(err, errlen, "model header length %llu exceeds the limit of %llu bytes",
                (unsigned long long)hlen, (unsigned long long)MAX_HEADER_BYTES);
@@ -629,16 +772,22 @@ int ctsr_model_load_memory(const void *data_, size_t size, ctsr_model **out, cha
     }
     if (hlen > size - 8) {
         seterr(err, errlen,
-               "model file truncated: header length %llu exceeds the %zu bytes after it",
-               (unsigned long long)hlen, size - 8);
+               "model file truncated: header length %llu exceeds the %llu bytes after it",
+               (unsigned long long)hlen, (unsigned long long)(size - 8));
         return CTSR_E_FORMAT;
     }
-    const uint8_t *body = data + 8 + hlen;
-    uint64_t body_size = (uint64_t)(size - 8 - hlen);
+    return 0;
+}
 
-    JsonParser *parser = NULL;
+/* Parses the JSON header (hlen bytes) of a file whose data section holds data_size bytes and
+ * checks everything it says: metadata, config, and every tensor entry against the config and
+ * the data section. */
+static int header_parse(const uint8_t *text, uint64_t hlen, uint64_t data_size, header *h,
+                        char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
     JsonObject *root = NULL;
-    int rc = parse_json_object((const char *)data + 8, (size_t)hlen, "model header", &parser,
+    int rc = parse_json_object((const char *)text, (size_t)hlen, "model header", &h->parser,
                                &root, err, errlen);
     if (rc)
         return rc;
@@ -755,8 +904,7 @@ int ctsr_model_load_memory(const void *data_, size_t size, ctsr_model **out, cha
             g_list_free(members);
             goto fail;
         }
-        int r = load_tensor(name, json_object_get_member(root, name), e, body, body_size, err,
-                            errlen);
+        int r = check_tensor(name, json_object_get_member(root, name), e, data_size, err, errlen);
         if (r) {
             rc = r;
             g_list_free(members);
@@ -771,69 +919,228 @@ int ctsr_model_load_memory(const void *data_, size_t size, ctsr_model **out, cha
             goto fail;
         }
     }
-    builder_free(&b);
-    g_object_unref(parser);
-    *out = m;
+    if ((rc = check_layout(&b.list, data_size, err, errlen)))
+        goto fail;
+    h->m = m;
+    h->b = b;
     return 0;
 
 fail:
     builder_free(&b);
     ctsr_model_free(m);
-    g_object_unref(parser);
+    g_object_unref(h->parser);
+    h->parser = NULL;
     return rc;
+}
+
+/* Copies the data section (the size header_parse was given) into the model and checks that
+ * the network computes finite values with it; on success the caller owns h->m. */
+static int header_load_data(header *h, const uint8_t *data, char *err, size_t errlen)
+{
+    int rc;
+    for (int i = 0; i < h->b.list.n; i++)
+        if ((rc = copy_tensor(&h->b.list.e[i], data, err, errlen)))
+            return rc;
+    return ctsr_model_probe(h->m, err, errlen);
+}
+
+int ctsr_model_load_memory(const void *data_, size_t size, ctsr_model **out, char *err,
+                           size_t errlen)
+{
+    const uint8_t *data = data_;
+    header h;
+    int rc;
+    if (err && errlen)
+        err[0] = 0;
+    if (!out) {
+        seterr(err, errlen, "model: NULL output argument");
+        return CTSR_E_INVALID;
+    }
+    *out = NULL;
+    if (!data && size) {
+        seterr(err, errlen, "model: NULL data");
+        return CTSR_E_INVALID;
+    }
+    if (size < 8) {
+        seterr(err, errlen, "model file truncated: %zu bytes, the 8-byte header length is "
+                            "missing", size);
+        return CTSR_E_FORMAT;
+    }
+    uint64_t hlen = read_u64le(data);
+    if ((rc = check_header_length(hlen, size, err, errlen)))
+        return rc;
+    if ((rc = header_parse(data + 8, hlen, (uint64_t)(size - 8 - hlen), &h, err, errlen)))
+        return rc;
+    if ((rc = header_load_data(&h, data + 8 + hlen, err, errlen))) {
+        header_clear(&h);
+        return rc;
+    }
+    *out = h.m;
+    h.m = NULL;
+    header_clear(&h);
+    return 0;
+}
+
+/* Reads n bytes at the current position; 0, or -1 with errno (EIO for a short read: the
+ * file shrank). */
+static int read_full(int fd, void *buf, size_t n, size_t *got)
+{
+    uint8_t *p = buf;
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = read(fd, p + *got, n - *got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0; /* end of file: the caller sees *got < n */
+        *got += (size_t)r;
+    }
+    return 0;
 }
 
 int ctsr_model_load_file(const char *path, ctsr_model **out, char *err, size_t errlen)
 {
+    header h;
+    memset(&h, 0, sizeof h);
+    uint8_t len8[8], *text = NULL, *data = NULL;
+    char lerr[512] = "";
+    struct stat st;
+    uint64_t size, hlen, data_size;
+    size_t got;
+    int rc, fd = -1;
+    memset(&st, 0, sizeof st);
     if (out)
         *out = NULL;
     if (!path || !out) {
         seterr(err, errlen, "model: NULL argument");
         return CTSR_E_INVALID;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
-        return CTSR_E_IO;
+    /* O_NONBLOCK: opening a FIFO without a writer must not wait; nothing but a regular
+     * file is read */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        goto io_error;
+    if (fstat(fd, &st))
+        goto io_error;
+    if (!S_ISREG(st.st_mode))
+        goto not_regular;
+    if (st.st_size < 8) {
+        seterr(err, errlen, "%s: model file truncated: %lld bytes, the 8-byte header length "
+               "is missing", path, (long long)st.st_size);
+        rc = CTSR_E_FORMAT;
+        goto fail;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st)) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
-        fclose(f);
-        return CTSR_E_IO;
+    size = (uint64_t)st.st_size;
+    /* the header first; the file may hold only what the header declares */
+    if (read_full(fd, len8, 8, &got))
+        goto io_error;
+    if (got < 8)
+        goto shrank;
+    hlen = read_u64le(len8);
+    if ((rc = check_header_length(hlen, size, lerr, sizeof lerr)))
+        goto format_error;
+    text = malloc(hlen ? (size_t)hlen : 1);
+    if (!text)
+        goto nomem;
+    if (read_full(fd, text, (size_t)hlen, &got))
+        goto io_error;
+    if (got < hlen)
+        goto shrank;
+    data_size = size - 8 - hlen;
+    if ((rc = header_parse(text, hlen, data_size, &h, lerr, sizeof lerr)))
+        goto format_error;
+    free(text);
+    text = NULL;
+    /* data_size now equals what the tensors of the config need */
+    if (data_size > SIZE_MAX || !(data = malloc(data_size ? (size_t)data_size : 1)))
+        goto nomem;
+    if (read_full(fd, data, (size_t)data_size, &got))
+        goto io_error;
+    if (got < data_size)
+        goto shrank;
+    if ((rc = header_load_data(&h, data, lerr, sizeof lerr)))
+        goto format_error;
+    *out = h.m;
+    h.m = NULL;
+    rc = 0;
+    goto done;
+
+io_error:
+    seterr(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
+    rc = CTSR_E_IO;
+    goto fail;
+not_regular:
+    seterr(err, errlen, "%s: %s", path,
+           S_ISDIR(st.st_mode) ? strerror(EISDIR)
+           : S_ISFIFO(st.st_mode) ? "not a regular file (a FIFO)"
+           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "not a regular file (a device)"
+           : S_ISSOCK(st.st_mode) ? "not a regular file (a socket)"
+                                  : "not a regular file");
+    rc = CTSR_E_IO;
+    goto fail;
+shrank:
+    seterr(err, errlen, "%s: model file truncated while being read (%lld bytes at open)", path,
+           (long long)st.st_size);
+    rc = CTSR_E_FORMAT;
+    goto fail;
+nomem:
+    seterr(err, errlen, "%s: out of memory", path);
+    rc = CTSR_E_NOMEM;
+    goto fail;
+format_error:
+    seterr(err, errlen, "%s: %s", path, lerr);
+    goto fail;
+fail:
+done:
+    header_clear(&h);
+    free(text);
+    free(data);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- the finite-output probe ---- */
+
+int ctsr_model_probe(const ctsr_model *m, char *err, size_t errlen)
+{
+    /* an image of every kind of pixel a frame has: black, white, saturated colours, edges,
+     * a gradient; at least two attention windows a side */
+    const int n = m->cfg.window * 2 > 8 ? m->cfg.window * 2 : 8, s = m->cfg.scale;
+    float *img = malloc((size_t)n * n * 3 * sizeof *img);
+    float *out = malloc((size_t)n * n * s * s * 3 * sizeof *out);
+    int rc = 0;
+    if (!img || !out) {
+        seterr(err, errlen, "out of memory");
+        rc = CTSR_E_NOMEM;
+        goto done;
     }
-    if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s: %s", path,
-               S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
-        fclose(f);
-        return CTSR_E_IO;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++)
+            for (int c = 0; c < 3; c++) {
+                float v;
+                switch ((x / 2 + y / 2 + c) % 4) {
+                case 0: v = 0.0f; break;
+                case 1: v = 1.0f; break;
+                default: v = (float)(x * n + y) / (float)(n * n - 1); break;
+                }
+                img[((size_t)y * n + x) * 3 + c] = v;
+            }
+    static const float ts[] = {0.0f, 0.5f, 1.0f};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++) {
+        rc = ctsr_ref_forward(m, ts[i], img, n, n, out);
+        if (rc == CTSR_E_FORMAT)
+            seterr(err, errlen, "the network computes non-finite values at timestep %g "
+                   "(weights too large: the activations overflow and every frame would come "
+                   "out black)", (double)ts[i]);
+        else if (rc)
+            seterr(err, errlen, "out of memory");
     }
-    if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX - 1) {
-        seterr(err, errlen, "%s: file too large", path);
-        fclose(f);
-        return CTSR_E_IO;
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        seterr(err, errlen, "%s: out of memory (%zu bytes)", path, size);
-        fclose(f);
-        return CTSR_E_NOMEM;
-    }
-    size_t got = fread(buf, 1, size, f);
-    if (got != size && ferror(f)) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
-        free(buf);
-        fclose(f);
-        return CTSR_E_IO;
-    }
-    fclose(f);
-    /* a file that shrank while being read is treated as what was read (then truncated) */
-    char lerr[512] = "";
-    int rc = ctsr_model_load_memory(buf, got, out, lerr, sizeof lerr);
-    free(buf);
-    if (rc)
-        seterr(err, errlen, "%s: %s", path, lerr);
+done:
+    free(img);
+    free(out);
     return rc;
 }
 

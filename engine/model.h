@@ -71,6 +71,12 @@ int ctsr_model_load_memory(const void *data, size_t size, ctsr_model **out, char
                            size_t errlen);
 void ctsr_model_free(ctsr_model *m);
 
+/* Runs the reference network on a small test image at t = 0, 0.5 and 1 and fails with
+ * CTSR_E_FORMAT when it computes a non-finite value: finite but huge weights that make the
+ * activations overflow (which would give black frames). ctsr_model_load_* call it. A check
+ * on one image, not a proof for every input. */
+int ctsr_model_probe(const ctsr_model *m, char *err, size_t errlen);
+
 /* Parse and validate a config JSON object (the __metadata__ "config" string). */
 int ctsr_config_parse(const char *json, ctsr_config *cfg, char *err, size_t errlen);
 
@@ -96,8 +102,9 @@ void ctsr_ref_window_attn(const float *qkv, int h, int w, int c, int heads, int 
  * [H][W][3], clamped to [0,1] -> out [sH][sW][3] */
 void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w, int s,
                                float *out);
-/* Whole network on the CPU: img [H][W][3] in [0,1] -> out [sH][sW][3]. Returns 0 or
- * CTSR_E_NOMEM. */
+/* Whole network on the CPU: img [H][W][3] in [0,1] -> out [sH][sW][3]. Returns 0,
+ * CTSR_E_NOMEM, or CTSR_E_FORMAT when the FiLM vectors or the network's output before the
+ * residual and the clamp are not finite (weights so large that the activations overflow). */
 int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int w, float *out);
 
 #endif

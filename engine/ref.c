@@ -222,6 +222,9 @@ int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int 
         return CTSR_E_NOMEM;
     }
     ctsr_model_film(m, t, film);
+    int finite = 1;
+    for (size_t i = 0; i < (size_t)cfg->blocks * 2 * C; i++)
+        finite &= isfinite(film[i]) != 0;
 
     ctsr_ref_conv3x3(img, h, w, &m->head, x);
     for (int bi = 0; bi < cfg->blocks; bi++) {
@@ -251,7 +254,9 @@ int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int 
             x[i] += t2[i];
     }
     ctsr_ref_conv3x3(x, h, w, &m->tail, t1);
+    for (size_t i = 0; i < np * 3 * s * s; i++)
+        finite &= isfinite(t1[i]) != 0;
     ctsr_ref_shuffle_residual(t1, img, h, w, s, out);
     free(film), free(x), free(t1), free(t2);
-    return 0;
+    return finite ? 0 : CTSR_E_FORMAT;
 }

@@ -8,6 +8,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 
@@ -421,10 +425,12 @@ static void test_valid_f16(void)
     tmodel tm;
     tm_build(&tm, &TINY, 1, 7);
     /* known values in head.bias (8 entries) */
+    /* (inf and NaN are refused: test_nonfinite) */
     static const uint16_t bits[8] = {0x3C00, 0xC100, 0x7BFF, 0x0001,
-                                     0x83FF, 0x8000, 0x7C00, 0x7E00};
+                                     0x83FF, 0x8000, 0xFBFF, 0x3555};
     static const float want[8] = {1.0f, -2.5f, 65504.0f, 5.9604644775390625e-8f,
-                                  -6.0975551605224609375e-5f, -0.0f, INFINITY, NAN};
+                                  -6.0975551605224609375e-5f, -0.0f, -65504.0f,
+                                  0.333251953125f};
     ttensor *hb = tm_find(&tm, "head.bias");
     for (int i = 0; i < 8; i++) {
         hb->half[i] = bits[i];
@@ -448,8 +454,7 @@ static void test_valid_f16(void)
         TU_EXPECT(b[4] == want[4] && b[4] == -1023.0f * ldexpf(1.0f, -24),
               "largest subnormal: %g", b[4]);
         TU_EXPECT(b[5] == 0.0f && signbit(b[5]), "-0: %g", b[5]);
-        TU_EXPECT(isinf(b[6]) && b[6] > 0, "inf: %g", b[6]);
-        TU_EXPECT(isnan(b[7]), "nan: %g", b[7]);
+        TU_EXPECT(b[6] == want[6] && b[7] == want[7], "-65504, 1/3: %g %g", b[6], b[7]);
         for (int i = 0; i < 10; i++)
             TU_EXPECT(m->head.w[i] == (i & 1 ? -1.0f : 1.0f) * ldexpf(1.0f, i - 24),
                   "subnormal 2^%d: %g", i - 24, m->head.w[i]);
@@ -1039,6 +1044,311 @@ static void test_golden(void)
     ctsr_model_free(b);
 }
 
+/* ---- issue 9: non-finite and huge weights, structurally invalid headers, big integers,
+ * files that are not regular or carry more than the header declares ---- */
+
+/* A tiny model with one value of one tensor replaced (F32 value, or F16 bits when f16). */
+static uint8_t *tm_with_value(const char *tensor, size_t idx, float v, int f16, uint16_t hbits,
+                              size_t *size)
+{
+    tmodel tm;
+    tm_build(&tm, &TINY, f16, 11);
+    ttensor *t = tm_find(&tm, tensor);
+    if (f16)
+        t->half[idx] = hbits;
+    else
+        t->vals[idx] = v;
+    uint8_t *d = tm_write(&tm, size);
+    tm_free(&tm);
+    return d;
+}
+
+static void test_nonfinite(void)
+{
+    size_t size;
+    uint8_t *d;
+    d = tm_with_value("blocks.1.conv1.weight", 5, NAN, 0, 0, &size);
+    expect_fail("F32 NaN", d, size, CTSR_E_FORMAT, "tensor 'blocks.1.conv1.weight': element 5 is NaN");
+    free(d);
+    d = tm_with_value("head.bias", 0, INFINITY, 0, 0, &size);
+    expect_fail("F32 +inf", d, size, CTSR_E_FORMAT, "tensor 'head.bias': element 0 is +inf");
+    free(d);
+    d = tm_with_value("temb.fc1.weight", 3, -INFINITY, 0, 0, &size);
+    expect_fail("F32 -inf", d, size, CTSR_E_FORMAT, "'temb.fc1.weight': element 3 is -inf");
+    free(d);
+    d = tm_with_value("head.bias", 6, 0, 1, 0x7C00, &size);
+    expect_fail("F16 +inf", d, size, CTSR_E_FORMAT, "tensor 'head.bias': element 6 is +inf");
+    free(d);
+    d = tm_with_value("head.bias", 7, 0, 1, 0x7E00, &size);
+    expect_fail("F16 NaN", d, size, CTSR_E_FORMAT, "tensor 'head.bias': element 7 is NaN");
+    free(d);
+    d = tm_with_value("tail.bias", 1, 0, 1, 0xFC00, &size);
+    expect_fail("F16 -inf", d, size, CTSR_E_FORMAT, "tensor 'tail.bias': element 1 is -inf");
+    free(d);
+    d = tm_with_value("tail.bias", 2, 0, 1, 0xFC01, &size); /* a NaN with the sign bit */
+    expect_fail("F16 negative NaN", d, size, CTSR_E_FORMAT, "is NaN");
+    free(d);
+}
+
+/* Finite weights so large that the activations overflow would give black frames: refused by
+ * the probe at load. Large weights that stay finite still load. */
+static void test_huge_finite(void)
+{
+    tmodel tm;
+    size_t size;
+    uint8_t *d;
+    const char *tensors[] = {"head.weight", "blocks.0.conv1.weight", "temb.fc1.weight",
+                             "blocks.1.attn.mlp1.weight"};
+    for (size_t k = 0; k < sizeof tensors / sizeof *tensors; k++) {
+        tm_build(&tm, &TINY, 0, 13);
+        ttensor *t = tm_find(&tm, tensors[k]);
+        for (size_t i = 0; i < t->count; i++)
+            t->vals[i] = (i % 2 ? -3e38f : 3e38f);
+        d = tm_write(&tm, &size);
+        char label[96];
+        snprintf(label, sizeof label, "%s = +-3e38", tensors[k]);
+        expect_fail(label, d, size, CTSR_E_FORMAT, "non-finite values");
+        free(d);
+        tm_free(&tm);
+    }
+    /* 1e4 in every weight of the first conv of a block: large, but finite all the way */
+    tm_build(&tm, &TINY, 0, 13);
+    ttensor *t = tm_find(&tm, "blocks.0.conv1.bias");
+    for (size_t i = 0; i < t->count; i++)
+        t->vals[i] = 1e4f;
+    d = tm_write(&tm, &size);
+    ctsr_model *m = load_ok("large finite bias", d, size);
+    ctsr_model_free(m);
+    free(d);
+    tm_free(&tm);
+}
+
+/* raw header text + data bytes of n floats */
+static uint8_t *raw_model(const char *header, size_t data_bytes, size_t *size)
+{
+    size_t hl = strlen(header);
+    *size = 8 + hl + data_bytes;
+    uint8_t *out = calloc(1, *size);
+    put_le(out, hl, 8);
+    memcpy(out + 8, header, hl);
+    return out;
+}
+
+/* the TINY model with header edited: the text of tm_write with `from` replaced by `to` */
+static uint8_t *tm_edit(const char *from, const char *to, size_t extra_data, size_t *size)
+{
+    tmodel tm;
+    tm_build(&tm, &TINY, 0, 17);
+    size_t n;
+    uint8_t *d = tm_write(&tm, &n);
+    tm_free(&tm);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | d[i];
+    char *hdr = malloc(hl + 1);
+    memcpy(hdr, d + 8, hl);
+    hdr[hl] = 0;
+    char *at = strstr(hdr, from);
+    TU_CHECK(at != NULL, "tm_edit: '%s' not in the header", from);
+    size_t dl = n - 8 - hl;
+    size_t nh = hl - (at ? strlen(from) : 0) + (at ? strlen(to) : 0);
+    *size = 8 + nh + dl + extra_data;
+    uint8_t *out = calloc(1, *size);
+    put_le(out, nh, 8);
+    if (at) {
+        size_t pre = (size_t)(at - hdr);
+        memcpy(out + 8, hdr, pre);
+        memcpy(out + 8 + pre, to, strlen(to));
+        memcpy(out + 8 + pre + strlen(to), at + strlen(from), hl - pre - strlen(from));
+    } else {
+        memcpy(out + 8, hdr, hl);
+    }
+    memcpy(out + 8 + nh, d + 8 + hl, dl);
+    free(hdr);
+    free(d);
+    return out;
+}
+
+static void test_structure(void)
+{
+    size_t size;
+    uint8_t *d;
+    /* overlapping data_offsets: head.bias at the place of the first tensor (temb.fc1.weight,
+     * [0, 256)), its own 32 bytes left as a hole */
+    tmodel tm;
+    tm_build(&tm, &TINY, 0, 19);
+    m_reversed(&tm);
+    tm.extra_entry = "\"head.bias\": {\"dtype\": \"F32\", \"shape\": [8], "
+                     "\"data_offsets\": [0, 32]}";
+    d = tm_write(&tm, &size);
+    expect_fail("overlapping data_offsets", d, size, CTSR_E_FORMAT, "overlap");
+    expect_fail("overlapping (names both)", d, size, CTSR_E_FORMAT, "temb.fc1.weight");
+    free(d);
+    /* two tensors at the same offsets, the data section one tensor shorter */
+    tm.extra_entry = "\"head.bias\": {\"dtype\": \"F32\", \"shape\": [8], "
+                     "\"data_offsets\": [256, 288]}";
+    d = tm_write(&tm, &size);
+    expect_fail("same data_offsets as another", d, size, CTSR_E_FORMAT, "overlap");
+    free(d);
+    tm_free(&tm);
+
+    /* bytes after the last tensor, and a hole between two */
+    d = tm_edit("{\"__metadata__\"", "{\"__metadata__\"", 4, &size);
+    expect_fail("4 trailing data bytes", d, size, CTSR_E_FORMAT, "4 bytes after the last tensor");
+    free(d);
+    tm_build(&tm, &TINY, 0, 19);
+    tm_find(&tm, "tail.bias")->omit = 1; /* written after the others, 48 bytes further on */
+    tm.extra_entry = "\"tail.bias\": {\"dtype\": \"F32\", \"shape\": [12], "
+                     "\"data_offsets\": [99999, 100047]}";
+    d = tm_write(&tm, &size);
+    /* make the extra entry point right after a gap of 16 bytes at the end of the data */
+    {
+        size_t dl0 = 0;
+        for (int i = 0; i < tm.n; i++)
+            if (!tm.t[i].omit)
+                dl0 += tm.t[i].count * 4;
+        char entry[256];
+        snprintf(entry, sizeof entry, "\"tail.bias\": {\"dtype\": \"F32\", \"shape\": [12], "
+                 "\"data_offsets\": [%zu, %zu]}", dl0 + 16, dl0 + 64);
+        tm.extra_entry = entry;
+        free(d);
+        d = tm_write(&tm, &size);
+        uint8_t *d2 = calloc(1, size + 64);
+        memcpy(d2, d, size);
+        expect_fail("hole between tensors", d2, size + 64, CTSR_E_FORMAT, "16 bytes before them");
+        free(d2);
+    }
+    free(d);
+    tm_free(&tm);
+
+    /* a tensor name twice (json-glib keeps the last one) */
+    d = tm_edit("\"head.bias\": {", "\"head.bias\": {\"dtype\": \"F32\", \"shape\": [8], "
+                "\"data_offsets\": [0, 32]}, \"head.bias\": {", 0, &size);
+    expect_fail("tensor name twice", d, size, CTSR_E_FORMAT, "\"head.bias\" appears twice");
+    free(d);
+    /* __metadata__ twice, the second one harmless */
+    d = tm_edit("{\"__metadata__\"", "{\"__metadata__\": {\"format\": \"other\"}, \"__metadata__\"",
+                0, &size);
+    expect_fail("__metadata__ twice", d, size, CTSR_E_FORMAT, "\"__metadata__\" appears twice");
+    free(d);
+    /* a key twice inside a tensor entry and inside the config string */
+    d = tm_edit("\"dtype\": \"F32\"", "\"dtype\": \"F16\", \"dtype\": \"F32\"", 0, &size);
+    expect_fail("dtype twice", d, size, CTSR_E_FORMAT, "\"dtype\" appears twice");
+    free(d);
+    d = tm_edit("{\\\"act\\\": ", "{\\\"scale\\\": 4, \\\"act\\\": ", 0, &size);
+    expect_fail("config key twice", d, size, CTSR_E_FORMAT, "\"scale\" appears twice");
+    free(d);
+
+    /* integers beyond 64 bits: reported with their text (json-glib reads them as -1 / 1) */
+    d = tm_edit("\"shape\": [8]", "\"shape\": [99999999999999999999]", 0, &size);
+    expect_fail("shape 1e20", d, size, CTSR_E_FORMAT, "integer 99999999999999999999 does not fit");
+    free(d);
+    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [-18446744073709551617, ", 0, &size);
+    expect_fail("data_offsets -2^64-1", d, size, CTSR_E_FORMAT, "-18446744073709551617");
+    free(d);
+    d = tm_edit("\\\"blocks\\\": 2", "\\\"blocks\\\": 18446744073709551618", 0, &size);
+    expect_fail("config integer 2^64+2", d, size, CTSR_E_FORMAT, "18446744073709551618");
+    free(d);
+    /* the limits themselves are integers, then out of range */
+    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [9223372036854775807, ", 0, &size);
+    expect_fail("data_offsets 2^63-1", d, size, CTSR_E_FORMAT, "9223372036854775807");
+    free(d);
+    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [-9223372036854775808, ", 0, &size);
+    expect_fail("data_offsets -2^63", d, size, CTSR_E_FORMAT, "-9223372036854775808");
+    free(d);
+    /* a long one is cut in the message */
+    char longnum[400] = "\"shape\": [";
+    memset(longnum + strlen(longnum), '7', 300);
+    strcat(longnum, "]");
+    d = tm_edit("\"shape\": [8]", longnum, 0, &size);
+    expect_fail("300-digit integer", d, size, CTSR_E_FORMAT, "777...");
+    free(d);
+    d = raw_model("{\"a\": 1e999}", 0, &size);
+    expect_fail("float 1e999 (no __metadata__)", d, size, CTSR_E_FORMAT, "__metadata__");
+    free(d);
+}
+
+/* A FIFO, a file that is not readable, and a file far longer than its header declares. */
+static void test_files_hostile(void)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char dir[4096], path[4200];
+    char err[512];
+    ctsr_model *m = (ctsr_model *)1;
+    snprintf(dir, sizeof dir, "%s/ctsr-test-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    TU_EXPECT(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
+    chmod(dir, 0755);
+
+    /* FIFO without a writer: must not block (the test's timeout catches a hang) */
+    snprintf(path, sizeof path, "%s/fifo.safetensors", dir);
+    TU_EXPECT(mkfifo(path, 0644) == 0, "mkfifo %s", path);
+    int rc = ctsr_model_load_file(path, &m, err, sizeof err);
+    TU_EXPECT(rc == CTSR_E_IO && !m && strstr(err, "FIFO") && strstr(err, path),
+              "FIFO: %d %s", rc, err);
+    printf("  %-28s -> %s\n", "FIFO", err);
+    unlink(path);
+
+    /* no read permission: as another user when run as root (root reads anything) */
+    snprintf(path, sizeof path, "%s/noperm.safetensors", dir);
+    {
+        tmodel tm;
+        size_t size;
+        tm_build(&tm, &TINY, 0, 21);
+        uint8_t *d = tm_write(&tm, &size);
+        FILE *f = fopen(path, "wb");
+        TU_EXPECT(f && fwrite(d, 1, size, f) == size, "write %s", path);
+        if (f)
+            fclose(f);
+        free(d);
+        tm_free(&tm);
+        chmod(path, 0);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
+                _exit(3);
+            ctsr_model *cm = NULL;
+            int crc = ctsr_model_load_file(path, &cm, err, sizeof err);
+            printf("  %-28s -> %s\n", "no read permission", err);
+            fflush(stdout);
+            _exit(crc == CTSR_E_IO && !cm && strstr(err, "Permission denied") ? 0 : 1);
+        }
+        int status = -1;
+        waitpid(pid, &status, 0);
+        TU_EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "unreadable file: child status %d", status);
+        unlink(path);
+    }
+
+    /* a valid model followed by 2 GiB of zeros (sparse): refused from the header's sizes,
+     * without reading the file into memory */
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    {
+        tmodel tm;
+        size_t size;
+        tm_build(&tm, &TINY, 0, 23);
+        uint8_t *d = tm_write(&tm, &size);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        TU_EXPECT(fd >= 0 && write(fd, d, size) == (ssize_t)size, "write %s", path);
+        TU_EXPECT(fd >= 0 && ftruncate(fd, (off_t)size + ((off_t)2 << 30)) == 0, "ftruncate");
+        if (fd >= 0)
+            close(fd);
+        free(d);
+        tm_free(&tm);
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        rc = ctsr_model_load_file(path, &m, err, sizeof err);
+        getrusage(RUSAGE_SELF, &after);
+        TU_EXPECT(rc == CTSR_E_FORMAT && !m && strstr(err, "2147483648 bytes after the last tensor"),
+                  "2 GiB of trailing zeros: %d %s", rc, err);
+        printf("  %-28s -> %s\n", "2 GiB of trailing zeros", err);
+        long grew_kb = after.ru_maxrss - before.ru_maxrss;
+        TU_EXPECT(grew_kb < 64 * 1024, "loading read the file: max RSS grew by %ld KiB", grew_kb);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     printf("valid files\n");
@@ -1048,6 +1358,13 @@ int main(void)
     test_malformed();
     printf("files\n");
     test_files();
+    printf("non-finite and huge weights\n");
+    test_nonfinite();
+    test_huge_finite();
+    printf("structurally invalid headers\n");
+    test_structure();
+    printf("hostile files\n");
+    test_files_hostile();
     printf("config\n");
     test_config();
     printf("timestep MLP\n");
