@@ -108,6 +108,15 @@ def make_batch(D, step, a, rank=0, world=1):
     """The step's global batch is drawn identically on every rank; this rank takes its slice."""
     g = step_generator(a.seed, step)
     idx = torch.randint(D["n"], (a.batch,), generator=g)
+    if a.mild_share > 0:  # each crop from a mild patch with probability mild_share
+        mild = torch.from_numpy(np.flatnonzero(D["mild"]))
+        harsh = torch.from_numpy(np.flatnonzero(~D["mild"]))
+        if not len(mild) or not len(harsh):
+            raise SystemExit("--mild-share needs both mild and harsh patches in the cache")
+        pick = torch.rand(a.batch, generator=g) < a.mild_share
+        im = mild[torch.randint(len(mild), (a.batch,), generator=g)]
+        ih = harsh[torch.randint(len(harsh), (a.batch,), generator=g)]
+        idx = torch.where(pick, im, ih)
     aug = torch.randint(8, (a.batch,), generator=g)
     p = D["lr"].shape[-1]
     c = min(a.crop or p, p)
@@ -130,12 +139,12 @@ def make_batch(D, step, a, rank=0, world=1):
     b = len(mine)
     if a.loss == "l1":  # fidelity pre-training: each crop once, at t = 0
         return dict(lr=lr, hr=hr, fid=list(fid), real=list(real), t=torch.zeros(b), pair=None,
-                    dirs=dirs)
+                    dirs=dirs, idx=idx[mine])
     two = lambda x: torch.cat([x, x])  # noqa: E731  the same crops at t_a, then at t_b
     t = torch.cat([ta[mine], tb[mine]])
     pair = (torch.arange(b), torch.arange(b, 2 * b))
     return dict(lr=two(lr), hr=two(hr), fid=[two(f) for f in fid], real=[two(r) for r in real],
-                t=t, pair=pair, dirs=dirs)
+                t=t, pair=pair, dirs=dirs, idx=idx[mine])
 
 
 # ----------------------------------------------------------------------------- model, schedule
@@ -304,6 +313,8 @@ def parse(argv=None):
     ap.add_argument("--steps", type=int, default=6000, help="schedule length (total steps)")
     ap.add_argument("--minutes", type=float, default=0, help="stop this run after N minutes")
     ap.add_argument("--stop-at", type=int, default=0, help="stop this run at step N (tests)")
+    ap.add_argument("--mild-share", type=float, default=0.0,
+                    help="probability that a crop comes from a mild patch (0: as in the cache)")
     ap.add_argument("--batch", type=int, default=8, help="crops per step (x2 timesteps each)")
     ap.add_argument("--crop", type=int, default=48, help="LR crop taken from a cache patch (0: all)")
     ap.add_argument("--lr", type=float, default=5e-4)

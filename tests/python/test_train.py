@@ -137,3 +137,14 @@ def test_l1_pretraining_then_init(stub_cache, tmp_path):
     with pytest.raises(SystemExit, match="config differs"):
         train.main(["--config", "default"] + args(stub_cache, tmp_path / "bad", "--init",
                                                   str(pre / "ckpt.pt"))[2:])
+
+
+def test_mild_share(stub_cache, tmp_path):
+    """--mild-share p draws each crop from a mild patch with probability p."""
+    D = train.load_data(train.list_shards([stub_cache]))
+    assert D["mild"].any() and not D["mild"].all()
+    for share, want in (("1", True), ("0.001", False)):
+        a = train.parse(args(stub_cache, tmp_path, "--mild-share", share, "--batch", "16"))
+        for step in range(3):
+            idx = train.make_batch(D, step, a)["idx"]
+            assert all(bool(D["mild"][int(i)]) == want for i in idx)
