@@ -93,6 +93,16 @@ int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errle
 int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h);
 int ctsr_tile_overlap(const ctsr_context *ctx);
 
+/* Frame layouts for ctsr_check_frame_size. */
+enum { CTSR_FRAME_RGBA8 = 0, CTSR_FRAME_RGB_F32 = 1, CTSR_FRAME_YUV420 = 2 };
+/* Whether frames of w x h input pixels in that layout can ever be processed by the loaded
+ * model on this device: 1..16384 pixels a side, input and output frame buffers within the
+ * device's maxStorageBufferRange, output rows within its dispatch limit. 0, or
+ * CTSR_E_INVALID (CTSR_E_NO_MODEL) with a message that names the limit. The process
+ * functions check the same. */
+int ctsr_check_frame_size(const ctsr_context *ctx, int layout, int w, int h, char *err,
+                          size_t errlen);
+
 /* Upscale one frame. Input w x h, output (scale*w) x (scale*h). Strides in bytes.
  * RGBA8: 4 bytes per pixel, alpha is upscaled bilinearly (not by the network). */
 int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_t in_stride,

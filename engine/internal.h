@@ -66,6 +66,13 @@ struct ctsr_context {
     double frame_conv_macs;
     ctsr_profile profile;
     ctsr_yuv yuv_in, yuv_out; /* colorimetry of the frame being processed (YUV formats) */
+#ifdef CTSR_FAULT_INJECTION
+    /* test builds only (meson: libctsr-faults): CTSR_FAULT="device-lost:N" or "alloc:N" makes
+     * the N-th frame after the model load fail as if the queue submission returned
+     * VK_ERROR_DEVICE_LOST (and every later one: a lost device stays lost) or as if its frame
+     * buffer had to be reallocated and the allocation failed (later frames allocate again) */
+    int fault_lost_at, fault_alloc_at, frames, lost;
+#endif
 };
 
 
@@ -76,7 +83,8 @@ typedef struct ctsr_shader_code {
 extern const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT];
 
 static inline int c4(int c) { return (c + 3) / 4; }
-static inline int cdiv(int a, int b) { return (a + b - 1) / b; }
+/* ceil(a / b) for a >= 0, b > 0, computed in 64 bits (a may be INT_MAX) */
+static inline int cdiv(int a, int b) { return (int)(((int64_t)a + b - 1) / b); }
 
 /* Window attention may share keys across a subgroup when 8 lanes are 8 pixels of one window
  * row (workgroup and subgroup of 8, window a multiple of 8) and k and v of one head fit in 8

@@ -11,6 +11,7 @@
  * output pixels are written. The overlap is a multiple of the attention window and covers the
  * receptive field, and tiles start at multiples of the window, so attention windows in a region
  * are the frame's windows and tiled output equals untiled output up to float rounding. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,13 @@ int ctsr_context_create(const ctsr_options *opts, ctsr_context **out, char *err,
     }
     if (!ctx->opts.memory_budget)
         ctx->opts.memory_budget = DEFAULT_BUDGET;
+#ifdef CTSR_FAULT_INJECTION
+    const char *fault = getenv("CTSR_FAULT");
+    if (fault && !strncmp(fault, "device-lost:", 12))
+        ctx->fault_lost_at = atoi(fault + 12);
+    else if (fault && !strncmp(fault, "alloc:", 6))
+        ctx->fault_alloc_at = atoi(fault + 6);
+#endif
     ctx->t = 0.5f;
     if ((ret = ctsr_vk_init(&ctx->vk, ctx->opts.device_index, ctx->opts.validation, err, errlen))) {
         free(ctx);
@@ -502,6 +510,15 @@ static int ensure_frame_buffers(ctsr_context *ctx, size_t in_bytes, size_t out_b
     int ret;
     const VkDeviceSize limit = ctx->vk.props.limits.maxStorageBufferRange;
     const size_t want[2] = {in_bytes, out_bytes};
+#ifdef CTSR_FAULT_INJECTION
+    /* every frame comes through here once, before run_frame */
+    if (++ctx->frames == ctx->fault_alloc_at) {
+        ctsr_vk_buffer_destroy(&ctx->vk, &ctx->buf[B_FRAME_IN]);
+        ctsr_seterr(err, errlen, "vkAllocateMemory failed: VK_ERROR_OUT_OF_DEVICE_MEMORY "
+                    "(injected by CTSR_FAULT)");
+        return CTSR_E_NOMEM;
+    }
+#endif
     for (int i = 0; i < 2; i++) {
         ctsr_buffer *b = &ctx->buf[B_FRAME_IN + i];
         if (b->buf && b->size >= want[i])
@@ -547,6 +564,11 @@ int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h)
         if (t < win)
             t = win;
     } else {
+        /* a tile larger than the frame is the whole frame (also keeps INT_MAX from
+         * overflowing below) */
+        const int edge = w > h ? w : h;
+        if (t > edge)
+            t = edge > 0 ? edge : 1;
         t = cdiv(t, win) * win;
     }
     /* tile interiors start at even output pixels (YUV 4:2:0 chroma blocks): with an odd
@@ -778,6 +800,14 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
     vkCmdPipelineBarrier(ctx->vk.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     VK_CHECK(vkEndCommandBuffer(ctx->vk.cmd));
+#ifdef CTSR_FAULT_INJECTION
+    if (ctx->lost || (ctx->fault_lost_at && ctx->frames == ctx->fault_lost_at)) {
+        ctx->lost = 1;
+        ctsr_seterr(err, errlen, "vkQueueSubmit failed: VK_ERROR_DEVICE_LOST (injected by "
+                    "CTSR_FAULT)");
+        return CTSR_E_VULKAN;
+    }
+#endif
     ret = ctsr_vk_submit_wait(&ctx->vk, err, errlen);
     if (!ret && ctx->profiling)
         ret = read_profile(ctx, ntiles, err, errlen);
@@ -785,29 +815,88 @@ fail:
     return ret;
 }
 
-static int check_frame(ctsr_context *ctx, const void *in, int w, int h, const void *out,
-                       char *err, size_t errlen)
+#define MAX_FRAME_EDGE 16384
+
+int ctsr_check_frame_size(const ctsr_context *ctx, int layout, int w, int h, char *err,
+                          size_t errlen)
 {
     if (!ctx->model) {
         ctsr_seterr(err, errlen, "no model loaded");
         return CTSR_E_NO_MODEL;
     }
-    if (!in || !out || w <= 0 || h <= 0 || w > 16384 || h > 16384) {
-        ctsr_seterr(err, errlen, "invalid frame %dx%d (1..16384 pixels a side)", w, h);
+    if (w <= 0 || h <= 0 || w > MAX_FRAME_EDGE || h > MAX_FRAME_EDGE) {
+        ctsr_seterr(err, errlen, "invalid frame %dx%d (1..%d pixels a side)", w, h,
+                    MAX_FRAME_EDGE);
+        return CTSR_E_INVALID;
+    }
+    const uint64_t S = (uint64_t)ctx->model->cfg.scale, W = (uint64_t)w * S, H = (uint64_t)h * S;
+    uint64_t in_bytes, out_bytes;
+    switch (layout) {
+    case CTSR_FRAME_RGBA8:
+        in_bytes = (uint64_t)w * h * 4, out_bytes = W * H * 4;
+        break;
+    case CTSR_FRAME_RGB_F32:
+        in_bytes = (uint64_t)w * h * 12, out_bytes = W * H * 12;
+        break;
+    case CTSR_FRAME_YUV420:
+        in_bytes = (uint64_t)w * h + 2 * (uint64_t)((w + 1) / 2) * ((h + 1) / 2);
+        out_bytes = W * H + 2 * ((W + 1) / 2) * ((H + 1) / 2);
+        break;
+    default:
+        ctsr_seterr(err, errlen, "unknown frame layout %d", layout);
+        return CTSR_E_INVALID;
+    }
+    const uint64_t limit = ctx->vk.props.limits.maxStorageBufferRange;
+    if (in_bytes > limit || out_bytes > limit) {
+        ctsr_seterr(err, errlen, "a %dx%d frame upscaled to %llux%llu needs a %llu-byte %s "
+                    "buffer, over %s's limit of %llu bytes (maxStorageBufferRange)", w, h,
+                    (unsigned long long)W, (unsigned long long)H,
+                    (unsigned long long)(in_bytes > limit ? in_bytes : out_bytes),
+                    in_bytes > limit ? "input" : "output", ctx->device_name,
+                    (unsigned long long)limit);
+        return CTSR_E_INVALID;
+    }
+    if (H > ctx->vk.props.limits.maxComputeWorkGroupCount[1]) {
+        ctsr_seterr(err, errlen, "a %dx%d frame has %llu output rows, over %s's limit of %u "
+                    "(maxComputeWorkGroupCount[1])", w, h, (unsigned long long)H,
+                    ctx->device_name, ctx->vk.props.limits.maxComputeWorkGroupCount[1]);
         return CTSR_E_INVALID;
     }
     return 0;
 }
 
+/* rows rows of row_bytes each, stride apart: the stride holds a row and the last row's end
+ * fits in a size_t */
+static int stride_ok(size_t stride, size_t row_bytes, int rows)
+{
+    return stride >= row_bytes &&
+           (rows <= 1 || stride <= (SIZE_MAX - row_bytes) / (size_t)(rows - 1));
+}
+
+static int check_frame(ctsr_context *ctx, int layout, const void *in, int w, int h,
+                       const void *out, char *err, size_t errlen)
+{
+    if (!ctx->model) {
+        ctsr_seterr(err, errlen, "no model loaded");
+        return CTSR_E_NO_MODEL;
+    }
+    if (!in || !out) {
+        ctsr_seterr(err, errlen, "NULL frame");
+        return CTSR_E_INVALID;
+    }
+    return ctsr_check_frame_size(ctx, layout, w, h, err, errlen);
+}
+
 int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_t in_stride,
                        uint8_t *out, size_t out_stride, char *err, size_t errlen)
 {
-    int ret = check_frame(ctx, in, w, h, out, err, errlen);
+    int ret = check_frame(ctx, CTSR_FRAME_RGBA8, in, w, h, out, err, errlen);
     if (ret)
         return ret;
     const int S = ctx->model->cfg.scale;
-    if (in_stride < (size_t)w * 4 || out_stride < (size_t)w * S * 4) {
-        ctsr_seterr(err, errlen, "stride too small for a %d-pixel RGBA row", w);
+    if (!stride_ok(in_stride, (size_t)w * 4, h) || !stride_ok(out_stride, (size_t)w * S * 4, h * S)) {
+        ctsr_seterr(err, errlen, "stride %zu / %zu too small for a %d-pixel RGBA row, or "
+                    "too large to address %d rows", in_stride, out_stride, w, h);
         return CTSR_E_INVALID;
     }
     if ((ret = ensure_frame_buffers(ctx, (size_t)w * h * 4, (size_t)w * h * S * S * 4, err,
@@ -827,7 +916,7 @@ int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_
 int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float *out,
                          char *err, size_t errlen)
 {
-    int ret = check_frame(ctx, in, w, h, out, err, errlen);
+    int ret = check_frame(ctx, CTSR_FRAME_RGB_F32, in, w, h, out, err, errlen);
     if (ret)
         return ret;
     const int S = ctx->model->cfg.scale;
@@ -868,9 +957,10 @@ static int yuv_planes(const ctsr_yuv *f, uint8_t *dev, uint8_t *const planes[3],
     const size_t row[3] = {(size_t)w, (size_t)cw * (np == 3 ? 1 : 2), (size_t)cw};
     const int rows[3] = {h, ch, ch};
     for (int p = 0; p < np; p++)
-        if (!planes[p] || strides[p] < row[p]) {
+        if (!planes[p] || !stride_ok(strides[p], row[p], rows[p])) {
             ctsr_seterr(err, errlen, "%s plane %d: %s", side, p,
-                        planes[p] ? "stride too small for the row" : "NULL");
+                        planes[p] ? "stride too small for the row or too large to address "
+                                    "the plane" : "NULL");
             return CTSR_E_INVALID;
         }
     if (!dev)
@@ -892,7 +982,7 @@ int ctsr_process_yuv(ctsr_context *ctx, const ctsr_yuv *in_fmt, const uint8_t *c
                      uint8_t *const out_planes[3], const size_t out_strides[3], char *err,
                      size_t errlen)
 {
-    int ret = check_frame(ctx, in_planes, w, h, out_planes, err, errlen);
+    int ret = check_frame(ctx, CTSR_FRAME_YUV420, in_planes, w, h, out_planes, err, errlen);
     if (ret)
         return ret;
     if (!ctx->vk.storage8) {
@@ -962,6 +1052,9 @@ static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
 
     /* warm-up: lavapipe compiles each pipeline at its first dispatch; run both formats on
      * a small frame so that the first real frame is not slow */
+#ifdef CTSR_FAULT_INJECTION
+    ctx->frames = INT_MIN / 2; /* no injected fault in the warm-up */
+#endif
     {
         const int wu = c->window + 3;
         float *img = calloc((size_t)wu * wu * 3 * (1 + c->scale * c->scale), sizeof(float));
@@ -991,6 +1084,9 @@ static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
         if (ret)
             goto fail;
     }
+#ifdef CTSR_FAULT_INJECTION
+    ctx->frames = 0; /* CTSR_FAULT counts the frames after the warm-up */
+#endif
     return 0;
 fail:
     release_model(ctx);

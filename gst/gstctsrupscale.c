@@ -541,6 +541,8 @@ gst_ctsr_upscale_set_info (GstVideoFilter * filter, GstCaps * incaps,
   const gint in_w = GST_VIDEO_INFO_WIDTH (in_info), in_h = GST_VIDEO_INFO_HEIGHT (in_info);
   const gint out_w = GST_VIDEO_INFO_WIDTH (out_info), out_h = GST_VIDEO_INFO_HEIGHT (out_info);
   gint scale = gst_ctsr_upscale_get_scale (self);
+  gchar err[512] = "";
+  gint rc;
 
   if (scale <= 0)
     goto no_model;
@@ -551,6 +553,15 @@ gst_ctsr_upscale_set_info (GstVideoFilter * filter, GstCaps * incaps,
   if (!gst_ctsr_convert_init (&self->in_conv, in_info)
       || !gst_ctsr_convert_init (&self->out_conv, out_info))
     goto unsupported;
+
+  /* sizes the device can never process are refused now, not at the first frame */
+  g_mutex_lock (&self->engine_lock);
+  rc = self->ctx ? ctsr_check_frame_size (self->ctx,
+      self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx) ? CTSR_FRAME_YUV420 :
+      CTSR_FRAME_RGBA8, in_w, in_h, err, sizeof err) : 0;
+  g_mutex_unlock (&self->engine_lock);
+  if (rc)
+    goto too_large;
 
   g_clear_pointer (&self->in_rgba, g_free);
   g_clear_pointer (&self->out_rgba, g_free);
@@ -581,6 +592,12 @@ size_mismatch:
 unsupported:
   GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
       ("unsupported caps %" GST_PTR_FORMAT, incaps));
+  return FALSE;
+too_large:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+      ("Cannot upscale %s %dx%d frames: %s", gst_video_format_to_string
+          (GST_VIDEO_INFO_FORMAT (in_info)), in_w, in_h, err),
+      ("libctsr: %s", ctsr_strerror (rc)));
   return FALSE;
 }
 
@@ -721,6 +738,45 @@ process_failed:
   g_mutex_unlock (&self->engine_lock);
   GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Upscaling a %dx%d frame failed: %s", w, h, err),
       ("libctsr: %s", ctsr_strerror (rc)));
+  return GST_FLOW_ERROR;
+}
+
+/* GstVideoFilter maps the frames and, when a buffer is smaller than its caps say (or than
+ * its video meta describes), only warns and returns OK, which pushes the output buffer
+ * unwritten (zeros or an earlier frame). Such a buffer is an error here. */
+static GstFlowReturn
+gst_ctsr_upscale_transform (GstBaseTransform * trans, GstBuffer * inbuf, GstBuffer * outbuf)
+{
+  GstVideoFilter *filter = GST_VIDEO_FILTER (trans);
+  GstVideoFrame frame;
+  GstBuffer *bad;
+  GstVideoInfo *info;
+
+  if (!filter->negotiated)
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->transform (trans, inbuf, outbuf);
+  if (!gst_video_frame_map (&frame, &filter->in_info, inbuf, GST_MAP_READ))
+    goto bad_input;
+  gst_video_frame_unmap (&frame);
+  if (!gst_video_frame_map (&frame, &filter->out_info, outbuf, GST_MAP_WRITE))
+    goto bad_output;
+  gst_video_frame_unmap (&frame);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->transform (trans, inbuf, outbuf);
+
+bad_input:
+  bad = inbuf;
+  info = &filter->in_info;
+  goto short_buffer;
+bad_output:
+  bad = outbuf;
+  info = &filter->out_info;
+short_buffer:
+  GST_ELEMENT_ERROR (trans, STREAM, FORMAT,
+      ("Invalid %s buffer: %" G_GSIZE_FORMAT " bytes cannot hold a %dx%d %s frame "
+          "(%" G_GSIZE_FORMAT " bytes, or the layout of its video meta)",
+          bad == inbuf ? "input" : "output", gst_buffer_get_size (bad),
+          GST_VIDEO_INFO_WIDTH (info), GST_VIDEO_INFO_HEIGHT (info),
+          gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (info)),
+          GST_VIDEO_INFO_SIZE (info)), (NULL));
   return GST_FLOW_ERROR;
 }
 
@@ -967,6 +1023,7 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
   trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_caps);
   trans_class->fixate_caps = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_fixate_caps);
   trans_class->src_event = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_src_event);
+  trans_class->transform = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform);
   filter_class->set_info = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_set_info);
   filter_class->transform_frame = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_frame);
 }

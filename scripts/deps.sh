@@ -11,6 +11,7 @@ pkgs=(
   gir1.2-gst-plugins-base-1.0
   python3-torch python3-numpy python3-pytest python3-pil python3-opencv python3-tqdm python3-matplotlib
   libtorch-dev g++ python3-dev
+  clang valgrind
   lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers
 )
 missing=()

@@ -86,6 +86,53 @@ int main(void)
     TU_EXPECT(!memcmp(out, out2, sizeof out), "t=0.25 not reproducible");
     TU_EXPECT(ctsr_set_tile_size(ctx, -1, err, sizeof err) == CTSR_E_INVALID, "tile -1");
 
+    /* issue 9: a tile size near INT_MAX overflowed cdiv(): no tile was recorded and the call
+     * returned 0 with an unwritten output. Now it is one tile, the untiled frame. */
+    {
+        static const int tiles[] = {2147483647, 2147483646, 2147483640, 1 << 30, 17};
+        for (size_t i = 0; i < sizeof tiles / sizeof *tiles; i++) {
+            TU_EXPECT(ctsr_set_tile_size(ctx, tiles[i], err, sizeof err) == 0, "tile %d", tiles[i]);
+            int T = ctsr_effective_tile_size(ctx, 7, 5);
+            TU_EXPECT(T >= 7 && T <= 8, "tile %d: effective %d for 7x5", tiles[i], T);
+            TU_EXPECT(tiles[i] < 16384 || (ctsr_effective_tile_size(ctx, 16384, 16384) >= 16384 &&
+                          ctsr_effective_tile_size(ctx, 16384, 16384) <= 16384 + 8),
+                      "tile %d: effective %d for 16384^2", tiles[i],
+                      ctsr_effective_tile_size(ctx, 16384, 16384));
+            memset(out2, 0xff, sizeof out2);
+            r = ctsr_process_rgb_f32(ctx, in, 7, 5, out2, err, sizeof err);
+            TU_EXPECT(r == 0 && tu_max_abs_diff(out, out2, sizeof out / sizeof *out) < 1e-5f,
+                      "tile %d: output differs from the untiled frame (%s)", tiles[i], err);
+        }
+        ctsr_set_tile_size(ctx, 0, err, sizeof err);
+    }
+    /* strides so large that the last row's offset overflows a size_t (refused before any
+     * access) */
+    TU_EXPECT(ctsr_process_rgba8(ctx, px, 1, 3, SIZE_MAX / 2 + 8, big, 8, err, sizeof err) ==
+                  CTSR_E_INVALID && strstr(err, "stride"),
+              "input stride overflowing: '%s'", err);
+    TU_EXPECT(ctsr_process_rgba8(ctx, px, 1, 2, 4, big, SIZE_MAX / 3, err, sizeof err) ==
+                  CTSR_E_INVALID && strstr(err, "stride"),
+              "output stride overflowing: '%s'", err);
+    /* frame sizes: 16384 a side, the device's buffer limit named */
+    TU_EXPECT(ctsr_check_frame_size(ctx, CTSR_FRAME_RGBA8, 16385, 1, err, sizeof err) ==
+                  CTSR_E_INVALID && strstr(err, "16384"), "16385 wide: '%s'", err);
+    TU_EXPECT(ctsr_check_frame_size(ctx, CTSR_FRAME_RGBA8, 1, 0, err, sizeof err) ==
+                  CTSR_E_INVALID, "0 high: '%s'", err);
+    TU_EXPECT(ctsr_check_frame_size(ctx, CTSR_FRAME_RGBA8, 64, 64, err, sizeof err) == 0,
+              "64x64: '%s'", err);
+    TU_EXPECT(ctsr_check_frame_size(ctx, CTSR_FRAME_RGB_F32, 16384, 16384, err, sizeof err) ==
+                  CTSR_E_INVALID && strstr(err, "maxStorageBufferRange"),
+              "16384^2 float: '%s'", err);
+    printf("16384x16384 float frame: %s\n", err);
+    TU_EXPECT(ctsr_check_frame_size(ctx, 7, 4, 4, err, sizeof err) == CTSR_E_INVALID,
+              "unknown layout");
+    {
+        float one[3] = {0};
+        r = ctsr_process_rgb_f32(ctx, one, 16384, 16384, one, err, sizeof err);
+        TU_EXPECT(r == CTSR_E_INVALID && strstr(err, "maxStorageBufferRange"),
+                  "16384^2 float processed: %d '%s'", r, err);
+    }
+
     /* grow then shrink the frame: buffers grow, smaller frames reuse them */
     {
         const int w = 61, h = 37;
