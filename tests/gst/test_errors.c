@@ -2,7 +2,9 @@
  * index that does not exist fail the NULL -> READY state change with a clear
  * GST_ELEMENT_ERROR; the element recovers once fixed and leaks nothing. Out-of-range
  * property values are refused by the GParamSpecs. */
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <glib/gstdio.h>
 
 #include "ctsrtest.h"
@@ -36,7 +38,7 @@ expect_state_error (GstElement * e, GstState state, gint code)
 }
 
 static void
-check_model_error (const gchar * path, gint code)
+check_model_error_word (const gchar * path, gint code, const gchar * word)
 {
   GstElement *e = gst_element_factory_make ("ctsrupscale", NULL);
   gchar *msg;
@@ -44,7 +46,9 @@ check_model_error (const gchar * path, gint code)
 
   g_object_set (e, "model-location", path, NULL);
   msg = expect_state_error (e, GST_STATE_READY, code);
+  g_print ("%s\n", msg);
   fail_unless (strstr (msg, path) != NULL, "message without the path: %s", msg);
+  fail_unless (!word || strstr (msg, word) != NULL, "message without '%s': %s", word, msg);
   g_object_get (e, "scale", &scale, NULL);
   fail_unless_equals_int (scale, 0);
   g_free (msg);
@@ -56,6 +60,12 @@ check_model_error (const gchar * path, gint code)
   fail_unless_equals_int (scale, 2);
   fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   gst_check_object_destroyed_on_unref (e);
+}
+
+static void
+check_model_error (const gchar * path, gint code)
+{
+  check_model_error_word (path, code, NULL);
 }
 
 GST_START_TEST (test_missing_model)
@@ -79,7 +89,7 @@ GST_START_TEST (test_unreadable_model)
 GST_END_TEST;
 
 static void
-check_corrupt (const gchar * contents, gsize len)
+check_corrupt_word (const gchar * contents, gsize len, const gchar * word)
 {
   gchar *path = NULL;
   gint fd = g_file_open_tmp ("ctsr-corrupt-XXXXXX.safetensors", &path, NULL);
@@ -87,10 +97,113 @@ check_corrupt (const gchar * contents, gsize len)
   fail_unless (fd >= 0);
   fail_unless (write (fd, contents, len) == (gssize) len);
   close (fd);
-  check_model_error (path, GST_RESOURCE_ERROR_FAILED);
+  check_model_error_word (path, GST_RESOURCE_ERROR_FAILED, word);
   g_unlink (path);
   g_free (path);
 }
+
+static void
+check_corrupt (const gchar * contents, gsize len)
+{
+  check_corrupt_word (contents, len, NULL);
+}
+
+/* The test model (CTSR_MODEL_PATH) with `from` (in its JSON header) replaced by `to`, or,
+ * when from is NULL, the first weight set to `value` and, when value is finite, the next 511
+ * to +-value. */
+static gchar *
+edited_model (const gchar * from, const gchar * to, gfloat value, gsize * len)
+{
+  gchar *data = NULL, *out;
+  gsize n = 0;
+  guint64 hl = 0;
+  gint i;
+
+  fail_unless (g_file_get_contents (g_getenv ("CTSR_MODEL_PATH"), &data, &n, NULL));
+  for (i = 7; i >= 0; i--)
+    hl = hl << 8 | (guint8) data[i];
+  if (!from) {
+    for (i = 0; i < (isfinite (value) ? 512 : 1); i++) {
+      gfloat v = i % 2 ? -value : value;
+
+      memcpy (data + 8 + hl + 4 * i, &v, 4);    /* little-endian host */
+    }
+    *len = n;
+    return data;
+  } else {
+    gchar *hdr = g_strndup (data + 8, hl), *at = strstr (hdr, from);
+    GString *h;
+
+    fail_unless (at != NULL, "'%s' not in the model header", from);
+    h = g_string_new_len (hdr, at - hdr);
+    g_string_append (h, to);
+    g_string_append (h, at + strlen (from));
+    while (h->len % 8)
+      g_string_append_c (h, ' ');
+    *len = 8 + h->len + (n - 8 - hl);
+    out = g_malloc (*len);
+    for (i = 0; i < 8; i++)
+      out[i] = (gchar) ((guint64) h->len >> (8 * i));
+    memcpy (out + 8, h->str, h->len);
+    memcpy (out + 8 + h->len, data + 8 + hl, n - 8 - hl);
+    g_string_free (h, TRUE);
+    g_free (hdr);
+    g_free (data);
+    return out;
+  }
+}
+
+/* issue 9: the kinds of invalid model the loader refuses, through the element */
+GST_START_TEST (test_invalid_models)
+{
+  static const gchar huge_header[] = "\xff\xff\xff\xff\xff\xff\xff\x7f{}";
+  gsize len;
+  gchar *m;
+
+  check_corrupt_word (huge_header, sizeof huge_header - 1, "exceeds the limit");
+  m = edited_model (NULL, NULL, NAN, &len);
+  check_corrupt_word (m, len, "is NaN");
+  g_free (m);
+  m = edited_model (NULL, NULL, 3e38f, &len);
+  check_corrupt_word (m, len, "non-finite");
+  g_free (m);
+  m = edited_model ("\"format_version\":\"1\"", "\"format_version\":\"2\"", 0, &len);
+  check_corrupt_word (m, len, "format_version");
+  g_free (m);
+  m = edited_model ("\"shape\":[32,3,3,3]", "\"shape\":[32,3,9,1]", 0, &len);
+  check_corrupt_word (m, len, "wrong shape");
+  g_free (m);
+  m = edited_model ("\"head.bias\":", "\"head.bias\":{},\"head.bias\":", 0, &len);
+  check_corrupt_word (m, len, "appears twice");
+  g_free (m);
+  m = edited_model ("\"__metadata__\":", "\"__metadata__\":{},\"__metadata__\":", 0, &len);
+  check_corrupt_word (m, len, "appears twice");
+  g_free (m);
+  m = edited_model ("\"data_offsets\":[0,", "\"data_offsets\":[4,", 0, &len);
+  check_corrupt_word (m, len, "data_offsets");
+  g_free (m);
+  m = edited_model ("\"shape\":[32]", "\"shape\":[18446744073709551648]", 0, &len);
+  check_corrupt_word (m, len, "18446744073709551648");
+  g_free (m);
+}
+
+GST_END_TEST;
+
+/* a FIFO as the model: refused at once (it used to block forever in fopen) */
+GST_START_TEST (test_fifo_model)
+{
+  gchar *dir = g_dir_make_tmp ("ctsr-test-XXXXXX", NULL);
+  gchar *fifo = g_build_filename (dir, "model.safetensors", NULL);
+
+  fail_unless (mkfifo (fifo, 0644) == 0);
+  check_model_error_word (fifo, GST_RESOURCE_ERROR_OPEN_READ, "FIFO");
+  g_unlink (fifo);
+  g_rmdir (dir);
+  g_free (fifo);
+  g_free (dir);
+}
+
+GST_END_TEST;
 
 GST_START_TEST (test_corrupt_model)
 {
@@ -200,6 +313,8 @@ ctsrupscale_errors_suite (void)
   tcase_add_test (tc, test_missing_model);
   tcase_add_test (tc, test_unreadable_model);
   tcase_add_test (tc, test_corrupt_model);
+  tcase_add_test (tc, test_invalid_models);
+  tcase_add_test (tc, test_fifo_model);
   tcase_add_test (tc, test_bad_device);
   tcase_add_test (tc, test_pipeline_missing_model);
   tcase_add_test (tc, test_property_ranges);
