@@ -27,9 +27,9 @@ Methods, every one rounded to 8 bits and scored alike:
   ctsrupscale -> appsink in one pipeline per model, the timestep property set between frames
   (each frame is pulled before the next one is pushed, so every frame has its own t). The
   plugin comes from the build directory (--build-dir, default $CTSR_BUILD_DIR or "build": its
-  gst/libgstctsr.so, with a registry file next to it) or, with --installed or when that build
-  directory has no plugin, from GStreamer's installed plugins; which file was loaded, the
-  Vulkan device and the model go into results.json.
+  gst/libgstctsr.so, with a registry file next to it; a build directory without the plugin is
+  an error, exit status 2) or, with --installed, from GStreamer's installed plugins; which file
+  was loaded, the Vulkan device and the models go into results.json.
 
 Scores (metrics.py, as baseline.py): PSNR / SSIM on Y (BT.601), border 2, when HR exists; NIQE
 and BRISQUE per image; "NIQE (set)" one NIQE of the 96x96 patches of all outputs pooled
@@ -87,6 +87,16 @@ GRID_TS = (0.0, 0.5, 1.0)
 def rel(p):
     """A path as the docs may show it: relative to the repository root."""
     return os.path.relpath(os.path.abspath(p), REPO)
+
+
+def plugin_name(path):
+    """The plugin file for results.json: relative to the repository when it lies inside it,
+    else its last three components (<build dir>/gst/libgstctsr.so, or the installed
+    gstreamer-1.0/libgstctsr.so), never a path of this machine."""
+    r = rel(path)
+    if not r.startswith(".."):
+        return r
+    return os.path.join(*os.path.abspath(path).split(os.sep)[-3:])
 
 
 # ----------------------------------------------------------------------------- flicker
@@ -434,12 +444,15 @@ def plot_tradeoff(path, rows, title, has_hr):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=100)
     yk = "psnr" if has_hr else "brisque"
+    colours = iter(list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors) * 4)
+    student_colours = iter(["black", "tab:cyan", "tab:olive", "tab:gray"] * 4)
     for r in rows:
         if r["kind"] in ("truth", "student"):
             continue
         m = {"bicubic": "x", "blend": "s"}.get(r["kind"],
                                                 "^" if r.get("role") == "realness" else "o")
-        ax.scatter(r["niqe_set"], r[yk], marker=m, s=32, label=r["method"], zorder=3)
+        ax.scatter(r["niqe_set"], r[yk], marker=m, s=32, label=r["method"], zorder=3,
+                   color=next(colours))
     blends = [r for r in rows if r["kind"] == "blend"]
     if blends:
         ax.plot([r["niqe_set"] for r in blends], [r[yk] for r in blends], ":", color="grey",
@@ -447,10 +460,11 @@ def plot_tradeoff(path, rows, title, has_hr):
     for model in dict.fromkeys(r["model"] for r in rows if r["kind"] == "student"):
         s = [r for r in rows if r["kind"] == "student" and r["model"] == model]
         ax.plot([r["niqe_set"] for r in s], [r[yk] for r in s], "-", marker=".",
-                label=f"{model} (element, t = {s[0]['t']:g} ... {s[-1]['t']:g})", zorder=4)
-        for r in (s[0], s[-1]):
+                label=f"{model} (element, t = {s[0]['t']:g} ... {s[-1]['t']:g})", zorder=4,
+                color=next(student_colours), lw=1.6)
+        for r, dy in ((s[0], 4), (s[-1], -10)):
             ax.annotate(f"t={r['t']:g}", (r["niqe_set"], r[yk]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+                        textcoords="offset points", xytext=(3, dy))
     ax.set_xlabel("NIQE of the set (lower = more natural)")
     ax.set_ylabel("PSNR-Y (dB, higher = more faithful)" if has_hr
                   else "BRISQUE (lower = more natural)")
@@ -782,8 +796,7 @@ def main(argv=None):
         except ElementError as e:
             print(f"ctsr-eval: {e}", file=sys.stderr)
             return 2
-        element_info = dict(source=ginfo["source"], plugin=rel(ginfo["plugin"])
-                            if ginfo["source"] == "build" else os.path.basename(ginfo["plugin"]),
+        element_info = dict(source=ginfo["source"], plugin=plugin_name(ginfo["plugin"]),
                             gstreamer=ginfo["gstreamer"], device=el.device_name)
         if el.scale != 2:
             raise SystemExit(f"{mpath}: scale {el.scale}, ctsr-eval compares x2 methods")
@@ -949,8 +962,8 @@ def main(argv=None):
         plot_grid(os.path.join(a.out, "grid.png"), cols, a.grid_crop, a.grid_zoom)
     if frows:
         plot_flicker(os.path.join(a.out, "flicker.png"), frows,
-                     f"pan over {photo[:24]}: {a.pan_frames} frames of {a.pan_lr} px LR, "
-                     f"{step[1]} px right, {step[0]} down (HR px) per frame")
+                     f"pan over {os.path.basename(photo)[:20]}: {a.pan_frames} frames, "
+                     f"{a.pan_lr} px LR, {step[1]} right + {step[0]} down HR px/frame")
     secs["figures"] = time.time() - t0
     secs["total"] = time.time() - t_start
 
