@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 out=${2:-build-fuzz}
 mkdir -p "$out/corpus"
+out=$(cd "$out" && pwd)
 cc=${CLANG:-clang}
 # shellcheck disable=SC2046
 "$cc" -g -O2 -std=c11 -D_GNU_SOURCE -DCTSR_LIBFUZZER \
@@ -25,6 +26,8 @@ cp tests/fuzz/corpus/* "$seeds/"
 args=(-max_len="${FUZZ_MAX_LEN:-8192}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
       -artifact_prefix="$out/")
 [ "$secs" != 0 ] && args+=(-max_total_time="$secs")
+# from the build directory: with -jobs, libFuzzer writes fuzz-<n>.log into the current one
+cd "$out"
 # shellcheck disable=SC2086
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1 \
   "$out/fuzz-model" "${args[@]}" ${FUZZ_ARGS:-} "$out/corpus" "$seeds"
