@@ -248,3 +248,43 @@ def test_pan_clip_motion_is_what_flicker_undoes():
     lrs2, _, o2 = E.pan_clip(s, 24, 4, (2, 4))
     assert E.flicker([baseline.bicubic_x2(x) for x in lrs2], o2, margin=8)["mean"] == 0.0
     assert E.flicker([baseline.bicubic_x2(x) for x in lrs], origins, margin=8)["mean"] > 1.0
+
+
+# ----------------------------------------------------------------------------- the demo's picture
+
+def test_demo_side_by_side(tmp_path):
+    """pipelines/side-by-side.py (scripts/demo.sh): five panels of the same crop, exact pixels."""
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    outs = [rng.integers(60, 190, (100, 120, 3), dtype=np.uint8) for _ in range(3)]
+    paths = [tmp_path / n for n in ("in.png", "t0.png", "t05.png", "t1.png")]
+    for p, a in zip(paths, [src] + outs):
+        Image.fromarray(a).save(p)
+    script = os.path.join(REPO, "pipelines", "side-by-side.py")
+    out = tmp_path / "sbs.png"
+    p = subprocess.run([sys.executable, script] + [str(x) for x in paths] +
+                       [str(out), "--crop", "40", "--zoom", "2", "--gain", "4"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    g = np.asarray(Image.open(out).convert("RGB"))
+    assert g.shape == (22 + 80, 5 * 80 + 4 * 6, 3)
+    bic = np.asarray(Image.fromarray(src).resize((120, 100), Image.BICUBIC))
+    panels = [g[22:, i * 86:i * 86 + 80:2][::2] for i in range(5)]  # undo the x2 zoom
+
+    def find(panel, full):
+        win = np.lib.stride_tricks.sliding_window_view(full, (40, 40, 3))[..., 0, :, :, :]
+        hit = np.argwhere((win == panel).all(axis=(-3, -2, -1)))
+        assert len(hit), "panel is not a crop of its image"
+        return tuple(hit[0])
+
+    at = find(panels[3], outs[2])
+    assert find(panels[0], bic) == at and find(panels[1], outs[0]) == at
+    assert find(panels[2], outs[1]) == at
+    y, x = at
+    d = outs[2][y:y + 40, x:x + 40].astype(np.float64) - outs[0][y:y + 40, x:x + 40]
+    assert np.array_equal(panels[4], np.clip(128 + 4 * d, 0, 255).astype(np.uint8))
+    # outputs that are not twice the input are refused
+    Image.fromarray(outs[0][:90]).save(paths[2])
+    p = subprocess.run([sys.executable, script] + [str(x) for x in paths] + [str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "twice" in p.stderr
