@@ -292,6 +292,8 @@ def do_export(path, ema, a, step, val_rows, shards):
                                                            ssim=round(r["ssim"], 4),
                                                            niqe_set=round(r["niqe_set"], 3))
                             for r in val_rows})
+    if getattr(a, "init_from", None):  # the run that gave the starting weights (--init)
+        prov["init"] = a.init_from
     export(ema, path, "F32", prov)
 
 
@@ -386,7 +388,14 @@ def main(argv=None):
         fastattn.use_fast_attention(model)
     opt = torch.optim.AdamW(param_groups(model, a.wd, a.cond_lr_mult), lr=a.lr)
     step = 0
+    a.init_from = ck["args"].get("init_from") if ck is not None else None
+    if a.init and a.init_from is None and os.path.exists(a.init):
+        init = torch.load(a.init, map_location=device)
+        a.init_from = dict(checkpoint=a.init, steps=int(init["step"]),
+                           loss=init["args"].get("loss", "ctsr"))
     if ck is None and a.init:
+        if not os.path.isfile(a.init):
+            raise SystemExit(f"--init {a.init}: no such checkpoint")
         init = torch.load(a.init, map_location=device)
         if init["cfg"] != model.cfg:
             raise SystemExit(f"--init {a.init}: its config differs from --config {a.config}")

@@ -134,6 +134,12 @@ def test_l1_pretraining_then_init(stub_cache, tmp_path):
     _, model, ema = weights(ft)
     for w in (model, ema):
         assert max(float((w[k] - init[k]).abs().max()) for k in init) < 1e-4
+    # the export names the run it started from
+    out = tmp_path / "ft.safetensors"
+    assert train.main(args(stub_cache, ft, "--init", str(pre / "ckpt.pt"), "--stop-at", "1",
+                           "--export", str(out))) == 0
+    prov = json.loads(safetensors_io.load(str(out))[1]["provenance"])
+    assert prov["init"] == dict(checkpoint=str(pre / "ckpt.pt"), steps=4, loss="l1")
     with pytest.raises(SystemExit, match="config differs"):
         train.main(["--config", "default"] + args(stub_cache, tmp_path / "bad", "--init",
                                                   str(pre / "ckpt.pt"))[2:])
