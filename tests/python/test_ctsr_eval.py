@@ -288,3 +288,29 @@ def test_demo_side_by_side(tmp_path):
     p = subprocess.run([sys.executable, script] + [str(x) for x in paths] + [str(out)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "twice" in p.stderr
+
+
+def test_installed_element(hr_folder, tmp_path):
+    """--installed: the element as `meson install` lays it out (staged with --destdir, found
+    through GST_PLUGIN_PATH as any installed plugin path would be), not the build tree's."""
+    stage = tmp_path / "stage"
+    p = subprocess.run(["meson", "install", "-C", build_dir(), "--no-rebuild", "--quiet",
+                        "--destdir", str(stage)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    plugins = [os.path.join(d, f) for d, _, fs in os.walk(stage) for f in fs
+               if f == "libgstctsr.so"]
+    assert len(plugins) == 1, plugins
+    env = dict(os.environ, GST_PLUGIN_PATH=os.path.dirname(plugins[0]),
+               GST_REGISTRY=str(tmp_path / "registry.bin"))
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, os.path.join(REPO, "training", "ctsr_eval.py"),
+                        "--installed", "--no-progress", "--threads", "1", "--lr", hr_folder,
+                        "--crop-lr", "48", "--max-images", "1", "--model", "golden=" + GOLDEN,
+                        "--timesteps", "0,1", "--teachers", "none", "--pan-frames", "0",
+                        "--grid", "0", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.load(open(out / "results.json", encoding="utf-8"))
+    assert all(r["ok"] for r in res["agreement"])
+    assert res["element"]["source"] == "installed"
+    assert res["element"]["plugin"].endswith("gstreamer-1.0/libgstctsr.so")
