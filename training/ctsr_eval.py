@@ -479,20 +479,20 @@ def plot_tradeoff(path, rows, title, has_hr):
     plt.close(fig)
 
 
+def _side_by_side():
+    """pipelines/side-by-side.py (the demo's picture; numpy and PIL only), loaded by path."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(HERE), "pipelines", "side-by-side.py")
+    spec = importlib.util.spec_from_file_location("ctsr_side_by_side", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def detail_origin(ref, c):
-    """Top-left of the c x c window of `ref` with the most gradient energy (stride c/4)."""
-    y = ref.astype(np.float64).mean(axis=2)
-    g = np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1, :]
-    ii = np.pad(g, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    h, w = g.shape
-    best, at, s = -1.0, (0, 0), max(1, c // 4)
-    for yy in range(0, max(1, h - c + 1), s):
-        for xx in range(0, max(1, w - c + 1), s):
-            y1, x1 = min(h, yy + c), min(w, xx + c)
-            e = ii[y1, x1] - ii[yy, x1] - ii[y1, xx] + ii[yy, xx]
-            if e > best:
-                best, at = e, (yy, xx)
-    return at
+    """Top-left of the c x c window of `ref` with the most gradient energy (stride c/4): the
+    demo's rule (pipelines/side-by-side.py), so the grid and the demo pick crops alike."""
+    return _side_by_side().detail_origin(ref, c)
 
 
 def plot_grid(path, columns, crop, zoom, title=None):
