@@ -1169,6 +1169,16 @@ static uint8_t *tm_edit(const char *from, const char *to, size_t extra_data, siz
     return out;
 }
 
+/* the TINY model with `from` replaced by `to` in its header must fail with code and message */
+static void expect_edit_fails(const char *label, const char *from, const char *to, int code,
+                              const char *msg)
+{
+    size_t size;
+    uint8_t *d = tm_edit(from, to, 0, &size);
+    expect_fail(label, d, size, code, msg);
+    free(d);
+}
+
 static void test_structure(void)
 {
     size_t size;
@@ -1222,47 +1232,41 @@ static void test_structure(void)
     tm_free(&tm);
 
     /* a tensor name twice (json-glib keeps the last one) */
-    d = tm_edit("\"head.bias\": {", "\"head.bias\": {\"dtype\": \"F32\", \"shape\": [8], "
-                "\"data_offsets\": [0, 32]}, \"head.bias\": {", 0, &size);
-    expect_fail("tensor name twice", d, size, CTSR_E_FORMAT, "\"head.bias\" appears twice");
-    free(d);
+    expect_edit_fails("tensor name twice", "\"head.bias\": {",
+                      "\"head.bias\": {\"dtype\": \"F32\", \"shape\": [8], "
+                      "\"data_offsets\": [0, 32]}, \"head.bias\": {",
+                      CTSR_E_FORMAT, "\"head.bias\" appears twice");
     /* __metadata__ twice, the second one harmless */
-    d = tm_edit("{\"__metadata__\"", "{\"__metadata__\": {\"format\": \"other\"}, \"__metadata__\"",
-                0, &size);
-    expect_fail("__metadata__ twice", d, size, CTSR_E_FORMAT, "\"__metadata__\" appears twice");
-    free(d);
+    expect_edit_fails("__metadata__ twice", "{\"__metadata__\"",
+                      "{\"__metadata__\": {\"format\": \"other\"}, \"__metadata__\"",
+                      CTSR_E_FORMAT, "\"__metadata__\" appears twice");
     /* a key twice inside a tensor entry and inside the config string */
-    d = tm_edit("\"dtype\": \"F32\"", "\"dtype\": \"F16\", \"dtype\": \"F32\"", 0, &size);
-    expect_fail("dtype twice", d, size, CTSR_E_FORMAT, "\"dtype\" appears twice");
-    free(d);
-    d = tm_edit("{\\\"act\\\": ", "{\\\"scale\\\": 4, \\\"act\\\": ", 0, &size);
-    expect_fail("config key twice", d, size, CTSR_E_FORMAT, "\"scale\" appears twice");
-    free(d);
+    expect_edit_fails("dtype twice", "\"dtype\": \"F32\"", "\"dtype\": \"F16\", \"dtype\": \"F32\"",
+                      CTSR_E_FORMAT, "\"dtype\" appears twice");
+    expect_edit_fails("config key twice", "{\\\"act\\\": ", "{\\\"scale\\\": 4, \\\"act\\\": ",
+                      CTSR_E_FORMAT, "\"scale\" appears twice");
 
     /* integers beyond 64 bits: reported with their text (json-glib reads them as -1 / 1) */
-    d = tm_edit("\"shape\": [8]", "\"shape\": [99999999999999999999]", 0, &size);
-    expect_fail("shape 1e20", d, size, CTSR_E_FORMAT, "integer 99999999999999999999 does not fit");
-    free(d);
-    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [-18446744073709551617, ", 0, &size);
-    expect_fail("data_offsets -2^64-1", d, size, CTSR_E_FORMAT, "-18446744073709551617");
-    free(d);
-    d = tm_edit("\\\"blocks\\\": 2", "\\\"blocks\\\": 18446744073709551618", 0, &size);
-    expect_fail("config integer 2^64+2", d, size, CTSR_E_FORMAT, "18446744073709551618");
-    free(d);
+    expect_edit_fails("shape 1e20", "\"shape\": [8]", "\"shape\": [99999999999999999999]",
+                      CTSR_E_FORMAT, "integer 99999999999999999999 does not fit");
+    expect_edit_fails("data_offsets -2^64-1", "\"data_offsets\": [0, ",
+                      "\"data_offsets\": [-18446744073709551617, ", CTSR_E_FORMAT,
+                      "-18446744073709551617");
+    expect_edit_fails("config integer 2^64+2", "\\\"blocks\\\": 2",
+                      "\\\"blocks\\\": 18446744073709551618", CTSR_E_FORMAT,
+                      "18446744073709551618");
     /* the limits themselves are integers, then out of range */
-    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [9223372036854775807, ", 0, &size);
-    expect_fail("data_offsets 2^63-1", d, size, CTSR_E_FORMAT, "9223372036854775807");
-    free(d);
-    d = tm_edit("\"data_offsets\": [0, ", "\"data_offsets\": [-9223372036854775808, ", 0, &size);
-    expect_fail("data_offsets -2^63", d, size, CTSR_E_FORMAT, "-9223372036854775808");
-    free(d);
+    expect_edit_fails("data_offsets 2^63-1", "\"data_offsets\": [0, ",
+                      "\"data_offsets\": [9223372036854775807, ", CTSR_E_FORMAT,
+                      "9223372036854775807");
+    expect_edit_fails("data_offsets -2^63", "\"data_offsets\": [0, ",
+                      "\"data_offsets\": [-9223372036854775808, ", CTSR_E_FORMAT,
+                      "-9223372036854775808");
     /* a long one is cut in the message */
     char longnum[400] = "\"shape\": [";
     memset(longnum + strlen(longnum), '7', 300);
     strcat(longnum, "]");
-    d = tm_edit("\"shape\": [8]", longnum, 0, &size);
-    expect_fail("300-digit integer", d, size, CTSR_E_FORMAT, "777...");
-    free(d);
+    expect_edit_fails("300-digit integer", "\"shape\": [8]", longnum, CTSR_E_FORMAT, "777...");
     d = raw_model("{\"a\": 1e999}", 0, &size);
     expect_fail("float 1e999 (no __metadata__)", d, size, CTSR_E_FORMAT, "__metadata__");
     free(d);
