@@ -153,38 +153,33 @@ edited_model (const gchar * from, const gchar * to, gfloat value, gsize * len)
   }
 }
 
+/* edited_model (from, to, value) must be refused with `word` in the error */
+static void
+check_edited_model (const gchar * from, const gchar * to, gfloat value, const gchar * word)
+{
+  gsize len;
+  gchar *m = edited_model (from, to, value, &len);
+
+  check_corrupt_word (m, len, word);
+  g_free (m);
+}
+
 /* issue 9: the kinds of invalid model the loader refuses, through the element */
 GST_START_TEST (test_invalid_models)
 {
   static const gchar huge_header[] = "\xff\xff\xff\xff\xff\xff\xff\x7f{}";
-  gsize len;
-  gchar *m;
 
   check_corrupt_word (huge_header, sizeof huge_header - 1, "exceeds the limit");
-  m = edited_model (NULL, NULL, NAN, &len);
-  check_corrupt_word (m, len, "is NaN");
-  g_free (m);
-  m = edited_model (NULL, NULL, 3e38f, &len);
-  check_corrupt_word (m, len, "non-finite");
-  g_free (m);
-  m = edited_model ("\"format_version\":\"1\"", "\"format_version\":\"2\"", 0, &len);
-  check_corrupt_word (m, len, "format_version");
-  g_free (m);
-  m = edited_model ("\"shape\":[32,3,3,3]", "\"shape\":[32,3,9,1]", 0, &len);
-  check_corrupt_word (m, len, "wrong shape");
-  g_free (m);
-  m = edited_model ("\"head.bias\":", "\"head.bias\":{},\"head.bias\":", 0, &len);
-  check_corrupt_word (m, len, "appears twice");
-  g_free (m);
-  m = edited_model ("\"__metadata__\":", "\"__metadata__\":{},\"__metadata__\":", 0, &len);
-  check_corrupt_word (m, len, "appears twice");
-  g_free (m);
-  m = edited_model ("\"data_offsets\":[0,", "\"data_offsets\":[4,", 0, &len);
-  check_corrupt_word (m, len, "data_offsets");
-  g_free (m);
-  m = edited_model ("\"shape\":[32]", "\"shape\":[18446744073709551648]", 0, &len);
-  check_corrupt_word (m, len, "18446744073709551648");
-  g_free (m);
+  check_edited_model (NULL, NULL, NAN, "is NaN");
+  check_edited_model (NULL, NULL, 3e38f, "non-finite");
+  check_edited_model ("\"format_version\":\"1\"", "\"format_version\":\"2\"", 0, "format_version");
+  check_edited_model ("\"shape\":[32,3,3,3]", "\"shape\":[32,3,9,1]", 0, "wrong shape");
+  check_edited_model ("\"head.bias\":", "\"head.bias\":{},\"head.bias\":", 0, "appears twice");
+  check_edited_model ("\"__metadata__\":", "\"__metadata__\":{},\"__metadata__\":", 0,
+      "appears twice");
+  check_edited_model ("\"data_offsets\":[0,", "\"data_offsets\":[4,", 0, "data_offsets");
+  check_edited_model ("\"shape\":[32]", "\"shape\":[18446744073709551648]", 0,
+      "18446744073709551648");
 }
 
 GST_END_TEST;
