@@ -388,15 +388,18 @@ def main(argv=None):
         fastattn.use_fast_attention(model)
     opt = torch.optim.AdamW(param_groups(model, a.wd, a.cond_lr_mult), lr=a.lr)
     step = 0
+    # --init: the starting weights of a fresh run, and the provenance of every export after it
     a.init_from = ck["args"].get("init_from") if ck is not None else None
-    if a.init and a.init_from is None and os.path.exists(a.init):
-        init = torch.load(a.init, map_location=device)
-        a.init_from = dict(checkpoint=a.init, steps=int(init["step"]),
-                           loss=init["args"].get("loss", "ctsr"))
-    if ck is None and a.init:
+    init = None
+    if a.init and (ck is None or a.init_from is None):
         if not os.path.isfile(a.init):
-            raise SystemExit(f"--init {a.init}: no such checkpoint")
-        init = torch.load(a.init, map_location=device)
+            if ck is None:
+                raise SystemExit(f"--init {a.init}: no such checkpoint")
+        else:
+            init = torch.load(a.init, map_location=device)
+            a.init_from = dict(checkpoint=a.init, steps=int(init["step"]),
+                               loss=init["args"].get("loss", "ctsr"))
+    if ck is None and init is not None:
         if init["cfg"] != model.cfg:
             raise SystemExit(f"--init {a.init}: its config differs from --config {a.config}")
         model.load_state_dict(init["ema"])
