@@ -275,7 +275,8 @@ def main(argv=None):
     ap.add_argument("--patches", type=int, default=256)
     ap.add_argument("--patch", type=int, default=64, help="LR patch size (HR = 2x)")
     ap.add_argument("--shard", type=int, default=16, help="patches per shard")
-    ap.add_argument("--teachers", default=",".join(DEFAULT_TEACHERS))
+    ap.add_argument("--teachers", default=",".join(DEFAULT_TEACHERS),
+                    help="comma-separated; empty (--teachers ''): LR and HR only, for the l1 stage")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--down", default="bicubic", choices=["bicubic", "area"])
     ap.add_argument("--batch", type=int, default=8)
@@ -302,7 +303,7 @@ def main(argv=None):
         return 0
     import torch
     torch.set_num_threads(a.threads)
-    build(a.out, a.patches, a.patch, a.shard, a.teachers.split(","), a.seed, down=a.down,
+    build(a.out, a.patches, a.patch, a.shard, [t for t in a.teachers.split(",") if t], a.seed, down=a.down,
           manifest=a.manifest, shared_root=a.shared_root, system_root=a.system_root,
           batch=a.batch, log=a.log or os.path.join(a.out, "log.txt"), mild_every=a.mild_every,
           store=a.store)

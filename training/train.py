@@ -78,9 +78,13 @@ def load_data(shards, fidelity=FIDELITY, realness=REALNESS):
     def cat(k):
         return torch.from_numpy(np.concatenate([p[k] for p in parts])).permute(0, 3, 1, 2).contiguous()
 
-    d = dict(lr=cat("lr"), hr=cat("hr"),
-             fid=torch.stack([cat("x2_" + n) for n in fidelity]),
-             real=torch.stack([cat("x2_" + n) for n in realness]),
+    hr = cat("hr")
+
+    def stack(names):  # [K, N, 3, H, W]; K = 0 for the l1 loss, which needs no teacher
+        return (torch.stack([cat("x2_" + n) for n in names]) if names
+                else hr.new_empty((0,) + tuple(hr.shape)))
+
+    d = dict(lr=cat("lr"), hr=hr, fid=stack(fidelity), real=stack(realness),
              mild=np.concatenate([p["mild"] if "mild" in p.files else np.zeros(len(p["lr"]), bool)
                                   for p in parts]))
     d["n"] = len(d["lr"])
@@ -377,7 +381,8 @@ def main(argv=None):
     ck = torch.load(ckpt_path, map_location=device) if os.path.exists(ckpt_path) else None
     if ck is not None and not a.grow_data:
         shards = [tuple(x) for x in ck["shards"]]
-    D = load_data(shards)
+    teachers = ((), ()) if a.loss == "l1" else (FIDELITY, REALNESS)
+    D = load_data(shards, *teachers)
     model = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema.load_state_dict(model.state_dict())
@@ -474,7 +479,7 @@ def main(argv=None):
             if a.grow_data and not stop and world == 1:
                 new = list_shards(a.cache)
                 if len(new) > len(shards):
-                    shards, D = new, load_data(new)
+                    shards, D = new, load_data(new, *teachers)
                     (bar.write if bar else print)(f"step {step}: {D['n']} patches now")
             if lead:
                 save_ckpt(ckpt_path, step, model, ema, opt, a, shards)

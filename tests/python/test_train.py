@@ -154,3 +154,19 @@ def test_mild_share(stub_cache, tmp_path):
         for step in range(3):
             idx = train.make_batch(D, step, a)["idx"]
             assert all(bool(D["mild"][int(i)]) == want for i in idx)
+
+
+def test_l1_on_truth_only_cache(tmp_path):
+    """A cache built with no teachers (cache.py --teachers '') feeds the l1 stage; the CTSR
+    loss, which needs the teachers, refuses it by name."""
+    out = tmp_path / "truth"
+    C.build(str(out), 4, patch_lr=32, shard_size=2, teachers=[], seed=6, shared_root=SHARED,
+            system_root=SYSTEM, mild_every=2)
+    with np.load(out / "shard_00000.npz") as z:
+        assert sorted(k for k in z.files if k.startswith("x2_")) == []
+    D = train.load_data(train.list_shards([str(out)]), (), ())
+    assert D["fid"].shape[0] == 0 and D["real"].shape[0] == 0 and D["n"] == 4
+    assert train.main(args(str(out), tmp_path / "l1", "--loss", "l1")) == 0
+    assert len(log_rows(tmp_path / "l1")) == 5
+    with pytest.raises(SystemExit, match="cache lacks teachers"):
+        train.main(args(str(out), tmp_path / "ctsr"))
