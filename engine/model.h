@@ -1,5 +1,6 @@
-/* libctsr internal: the student model on the host (config, weights, timestep MLP) and the
- * plain C reference of every operator. Not installed; the public API is ctsr.h.
+/* libctsr internal: the student model on the host (weights, loading, timestep MLP) and the
+ * plain C reference of every operator (ref.c). Not installed; the public API is ctsr.h.
+ * The config is config.h, the error formatter error.h (both included here).
  *
  * Layouts: images and activations are NHWC float (one image: [H][W][C], C unpadded).
  * Weights keep PyTorch's layouts: conv [Cout][Cin][kh][kw], linear [Cout][Cin].
@@ -10,31 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+#include "error.h"
+
 #define CTSR_FORMAT_NAME "ctsr-student"
 #define CTSR_FORMAT_VERSION 1
-#define CTSR_MAX_BLOCKS 32
 #define CTSR_LRELU_SLOPE 0.1f
 #define CTSR_LN_EPS 1e-5f
-
-/* Writes a formatted message into err (when err && errlen). */
-void ctsr_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-enum { CTSR_ACT_NONE = 0, CTSR_ACT_RELU = 1, CTSR_ACT_LRELU = 2, CTSR_ACT_SILU = 3, CTSR_ACT_GELU = 4 };
-
-typedef struct ctsr_config {
-    int scale;       /* 2, 3 or 4 */
-    int channels;    /* C, multiple of 4 */
-    int blocks;      /* B, 1..CTSR_MAX_BLOCKS */
-    int window;      /* w, 1..16 */
-    int heads;       /* C/heads multiple of 4 */
-    int mlp_ratio;   /* hidden = mlp_ratio*C */
-    int act;         /* CTSR_ACT_RELU/LRELU/SILU */
-    int temb_dim;    /* E, even */
-    int temb_hidden; /* M */
-    float temb_scale;
-    uint32_t attn_mask; /* bit b set: block b has an attention block */
-} ctsr_config;
 
 typedef struct ctsr_layer {
     float *w; /* PyTorch layout */
@@ -62,8 +45,9 @@ typedef struct ctsr_model {
     float *storage; /* one allocation holding every weight above */
 } ctsr_model;
 
-/* Loading. Return 0 on success; on failure a negative CTSR_E* code (ctsr.h) and a
- * human-readable message in err (always NUL-terminated when errlen > 0). Every read is
+/* Loading (model.c: the safetensors container, safetensors.c; the config; the tensors the
+ * config needs, tensors.c; then ctsr_model_probe). Return 0 on success; on failure a
+ * negative CTSR_E* code (ctsr.h) and a human-readable message in err (always NUL-terminated when errlen > 0). Every read is
  * bounds-checked: truncated file, oversized / malformed header, wrong dtype or shape,
  * missing or extra tensor, unknown format version all fail cleanly. */
 int ctsr_model_load_file(const char *path, ctsr_model **out, char *err, size_t errlen);
@@ -77,13 +61,7 @@ void ctsr_model_free(ctsr_model *m);
  * on one image, not a proof for every input. */
 int ctsr_model_probe(const ctsr_model *m, char *err, size_t errlen);
 
-/* Parse and validate a config JSON object (the __metadata__ "config" string). */
-int ctsr_config_parse(const char *json, ctsr_config *cfg, char *err, size_t errlen);
-
-/* Multiply-accumulates per input pixel (matches student.macs_per_pixel). */
-double ctsr_config_macs_per_pixel(const ctsr_config *cfg);
-
-/* Timestep MLP on the host: writes B*2*C floats, for block b: gamma at [b*2C], beta at
+/* Timestep MLP on the host (film.c): writes B*2*C floats, for block b: gamma at [b*2C], beta at
  * [b*2C + C]. t is clamped to [0, 1]. */
 void ctsr_model_film(const ctsr_model *m, float t, float *film);
 

@@ -17,7 +17,9 @@ cc=${CLANG:-clang}
 # shellcheck disable=SC2046
 "$cc" -g -O2 -std=c11 -D_GNU_SOURCE -DCTSR_LIBFUZZER \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Iengine -Iengine/include tests/fuzz/fuzz_model.c engine/model.c engine/ref.c \
+  -Iengine -Iengine/include tests/fuzz/fuzz_model.c engine/error.c engine/fp16.c \
+  engine/json-strict.c engine/safetensors.c engine/config.c engine/tensors.c engine/model.c \
+  engine/film.c engine/ref.c \
   $(pkg-config --cflags --libs json-glib-1.0) -lm -o "$out/fuzz-model"
 seeds="$out/seeds"
 rm -rf "$seeds" && mkdir -p "$seeds"
