@@ -8,7 +8,7 @@
 #include <vulkan/vulkan.h>
 
 #include "ctsr.h"
-#include "model.h"
+#include "error.h" /* ctsr_seterr, for VK_CHECK */
 
 const char *ctsr_vk_result_str(VkResult r);
 
