@@ -9,7 +9,7 @@ way (floor(255 v + 0.5), as the engine's output shader) and requires the PSNR be
 Fails (exit 1, never the skip code 77) when the binary fails, e.g. with no Vulkan device, or
 when a photo is missing.
 
-    /usr/bin/python3 tests/engine_vs_torch.py --upscale build/engine/ctsr-upscale \\
+    /usr/bin/python3 tests/engine_vs_torch.py --upscale build/tools/ctsr-upscale \\
         --model models/ctsr-x2.safetensors --model models/ctsr-x2-tiny.safetensors \\
         --photos ../shared/data/photos/sun_hays80
 """

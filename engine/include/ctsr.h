@@ -20,12 +20,25 @@
  * subgroup shuffles (what devices with subgroups narrower than 8 get); for testing.
  * CTSR_NO_SHADER_YUV=1 makes ctsr_supports_yuv() answer 0 (what devices without 8-bit
  * storage buffers get), so callers take their host conversion path; for testing.
+ *
+ * Strings returned by the library: ctsr_strerror's are static; the others belong to the
+ * context (see each function) and are never freed by the caller.
+ *
+ * Linking: pkg-config --cflags --libs ctsr (the shared library libctsr.so, this header
+ * installed as <ctsr.h> under include/ctsr/). The library exports exactly the functions
+ * declared here.
  */
 #ifndef CTSR_H
 #define CTSR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* libctsr is compiled with hidden symbol visibility (CTSR_BUILD); every declaration between
+ * this push and the pop at the end of the header is exported from the shared library. */
+#if defined(CTSR_BUILD) && defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,14 +71,18 @@ typedef struct ctsr_options {
     int validation;            /* enable VK_LAYER_KHRONOS_validation when present */
 } ctsr_options;
 
-/* Name of a CTSR_E_* code. */
+/* Name of a CTSR_E_* code: a static string (never freed, valid for the program's life). */
 const char *ctsr_strerror(int code);
 
 /* Number of Vulkan devices and the name of one (for listing); negative on error. */
 int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen);
 
+/* Opens the Vulkan device of opts (NULL: every option at its default, device -1) into a new
+ * context (*out; NULL on failure). No model is loaded yet. */
 int ctsr_context_create(const ctsr_options *opts, ctsr_context **out, char *err, size_t errlen);
+/* Frees the context, its model, buffers and device; NULL is ignored. */
 void ctsr_context_destroy(ctsr_context *ctx);
+/* The Vulkan device's name: owned by the context, valid until ctsr_context_destroy. */
 const char *ctsr_device_name(const ctsr_context *ctx);
 /* 1 when the device is a CPU implementation (lavapipe). */
 int ctsr_device_is_cpu(const ctsr_context *ctx);
@@ -77,7 +94,9 @@ int ctsr_load_model_memory(ctsr_context *ctx, const void *data, size_t size, cha
                            size_t errlen);
 /* Upscaling factor of the loaded model; 0 when none is loaded. */
 int ctsr_scale(const ctsr_context *ctx);
-/* Model description: config JSON and provenance as stored (NULL when no model). */
+/* Model description: config JSON and provenance as stored (NULL when no model). Owned by the
+ * context: valid until the next ctsr_load_model_* call or ctsr_context_destroy (copy them to
+ * keep them longer). */
 const char *ctsr_model_config(const ctsr_context *ctx);
 const char *ctsr_model_provenance(const ctsr_context *ctx);
 /* Multiply-accumulates per input pixel of the loaded model. */
@@ -156,6 +175,10 @@ int ctsr_get_profile(const ctsr_context *ctx, ctsr_profile *p);
 
 /* Device memory in bytes the context holds now (weights + tile buffers). */
 size_t ctsr_device_memory(const ctsr_context *ctx);
+
+#if defined(CTSR_BUILD) && defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@ from PIL import Image
 
 import ctsr_eval as E
 from ctsr.export import load_student
+from staging import build_dir, find_files, stage_install
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PHOTOS = os.path.join(REPO, "..", "shared", "data", "photos", "sun_hays80")
@@ -27,18 +28,6 @@ TINY = os.path.join(REPO, "models", "ctsr-x2-tiny.safetensors")
 # random weights with non-zero FiLM: its output moves far with t, so a timestep that does not
 # reach the element frame by frame shows as a failed agreement
 GOLDEN = os.path.join(REPO, "tests", "data", "golden_tiny.safetensors")
-
-
-def build_dir():
-    cands = [os.environ.get("CTSR_BUILD_DIR"), "build-test", "build"]
-    for c in cands:
-        if not c:
-            continue
-        d = c if os.path.isabs(c) else os.path.join(REPO, c)
-        if os.path.exists(os.path.join(d, "gst", "libgstctsr.so")):
-            return d
-    pytest.fail("no built ctsrupscale plugin (gst/libgstctsr.so) in $CTSR_BUILD_DIR, build-test "
-                "or build: meson setup build -Dgst=enabled && meson compile -C build")
 
 
 def run_eval(args, timeout=300):
@@ -293,12 +282,8 @@ def test_demo_side_by_side(tmp_path):
 def test_installed_element(hr_folder, tmp_path):
     """--installed: the element as `meson install` lays it out (staged with --destdir, found
     through GST_PLUGIN_PATH as any installed plugin path would be), not the build tree's."""
-    stage = tmp_path / "stage"
-    p = subprocess.run(["meson", "install", "-C", build_dir(), "--no-rebuild", "--quiet",
-                        "--destdir", str(stage)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    plugins = [os.path.join(d, f) for d, _, fs in os.walk(stage) for f in fs
-               if f == "libgstctsr.so"]
+    stage = stage_install(build_dir(), tmp_path / "stage")
+    plugins = find_files(stage, "libgstctsr.so")
     assert len(plugins) == 1, plugins
     env = dict(os.environ, GST_PLUGIN_PATH=os.path.dirname(plugins[0]),
                GST_REGISTRY=str(tmp_path / "registry.bin"))

@@ -1,5 +1,5 @@
 /* Where the default model is, for the programs built on libctsr (ctsr-upscale, the GStreamer
- * element). Not part of libctsr: the paths are the build's (see engine/meson.build). */
+ * element). Not part of libctsr: the paths are the build's (see tools/meson.build). */
 #ifndef CTSR_DEFAULT_MODEL_H
 #define CTSR_DEFAULT_MODEL_H
 

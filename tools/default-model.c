@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* from engine/meson.build */
+/* from tools/meson.build */
 #ifndef CTSR_INSTALLED_MODEL
 #error "CTSR_INSTALLED_MODEL (the installed default model) must be defined"
 #endif
