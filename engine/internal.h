@@ -36,6 +36,8 @@ typedef struct dispatch {
     int32_t pc[8]; /* kind-specific push constants after width/height */
     int groups_z;
     double macs_per_px; /* K_CONV */
+    int film;           /* K_CONV: applies FiLM (MODE 1), pc[2] = its block's offset */
+    int pipe_tmap;      /* film: the MODE 3 variant (timestep map); -1 until first needed */
     VkDescriptorSet set;
 } dispatch;
 
@@ -66,6 +68,15 @@ struct ctsr_context {
     double frame_conv_macs;
     ctsr_profile profile;
     ctsr_yuv yuv_in, yuv_out; /* colorimetry of the frame being processed (YUV formats) */
+    /* timestep map (ctsr_set_timestep_map; tmap.h): the clamped copy, its size; B_FILM then
+     * holds [uniform FiLM (F floats) | table of CTSR_TMAP_LEVELS levels | level positions] */
+    float *tmap;
+    int tmap_w, tmap_h;
+    int tmap_dirty;        /* level positions (and exact levels) to compute and upload */
+    int tmap_nexact;       /* levels in the table now; -1: none uploaded */
+    float tmap_exact[64];  /* their t (CTSR_TMAP_LEVELS) */
+    int tmap_frame;        /* the frame being recorded uses the map */
+    int warming_up;        /* the load's warm-up frames ignore the map */
 #ifdef CTSR_FAULT_INJECTION
     /* test builds only (meson: libctsr-faults): CTSR_FAULT="device-lost:N" or "alloc:N" makes
      * the N-th frame after the model load fail as if the queue submission returned

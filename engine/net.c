@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "tmap.h"
 
 #include "conv1_plain_f16.spv.h"
 #include "conv1_plain_f32.spv.h"
@@ -108,6 +109,7 @@ int ctsr_context_create(const ctsr_options *opts, ctsr_context **out, char *err,
         ctx->fault_alloc_at = atoi(fault + 6);
 #endif
     ctx->t = 0.5f;
+    ctx->tmap_nexact = -1;
     if ((ret = ctsr_vk_init(&ctx->vk, ctx->opts.device_index, ctx->opts.validation, err, errlen))) {
         free(ctx);
         return ret;
@@ -145,6 +147,8 @@ static void release_model(ctsr_context *ctx)
     for (int i = 0; i < B_COUNT; i++)
         ctsr_vk_buffer_destroy(vk, &ctx->buf[i]);
     ctx->region_px = 0;
+    ctx->tmap_nexact = -1;
+    ctx->tmap_dirty = 1;
     ctsr_model_free(ctx->model);
     ctx->model = NULL;
     free(ctx->film_host);
@@ -159,6 +163,7 @@ void ctsr_context_destroy(ctsr_context *ctx)
     if (ctx->queries)
         vkDestroyQueryPool(ctx->vk.dev, ctx->queries, NULL);
     free(ctx->query_kind);
+    free(ctx->tmap);
     ctsr_vk_destroy(&ctx->vk);
     free(ctx);
 }
@@ -203,6 +208,126 @@ int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errle
         return CTSR_E_INVALID;
     }
     ctx->opts.tile_size = tile_size;
+    return 0;
+}
+
+/* ---- timestep map (tmap.h) ---- */
+
+#define MAX_FRAME_EDGE 16384
+
+static int get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
+                    size_t errlen);
+static void write_descriptors(ctsr_context *ctx);
+
+int ctsr_set_timestep_map(ctsr_context *ctx, const float *map, int w, int h, size_t stride,
+                          char *err, size_t errlen)
+{
+    if (!map) {
+        free(ctx->tmap);
+        ctx->tmap = NULL;
+        ctx->tmap_w = ctx->tmap_h = 0;
+        return 0;
+    }
+    if (w <= 0 || h <= 0 || w > MAX_FRAME_EDGE || h > MAX_FRAME_EDGE) {
+        ctsr_seterr(err, errlen, "invalid timestep map size %dx%d (1..%d pixels a side)", w, h,
+                    MAX_FRAME_EDGE);
+        return CTSR_E_INVALID;
+    }
+    if (stride < (size_t)w * sizeof(float) || stride % sizeof(float)) {
+        ctsr_seterr(err, errlen, "timestep map stride %zu bytes: must hold a row of %d floats "
+                    "and be a multiple of %zu", stride, w, sizeof(float));
+        return CTSR_E_INVALID;
+    }
+    float *copy = malloc((size_t)w * h * sizeof *copy);
+    if (!copy) {
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    for (int y = 0; y < h; y++) {
+        const float *row = (const float *)((const char *)map + (size_t)y * stride);
+        for (int x = 0; x < w; x++) {
+            float v = row[x];
+            if (isnan(v)) {
+                free(copy);
+                ctsr_seterr(err, errlen, "timestep map: NaN at pixel (%d, %d)", x, y);
+                return CTSR_E_INVALID;
+            }
+            copy[(size_t)y * w + x] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        }
+    }
+    free(ctx->tmap);
+    ctx->tmap = copy;
+    ctx->tmap_w = w;
+    ctx->tmap_h = h;
+    ctx->tmap_dirty = 1;
+    return 0;
+}
+
+int ctsr_default_transition(const ctsr_context *ctx)
+{
+    return ctx->model ? ctx->overlap : 0;
+}
+
+/* floats of B_FILM before the level positions: the uniform FiLM vectors and the table */
+static size_t tmap_table_floats(const ctsr_config *c)
+{
+    return (size_t)2 * c->channels * c->blocks * (1 + CTSR_TMAP_LEVELS);
+}
+
+/* Everything a frame with the map needs: the MODE 3 pipelines, B_FILM large enough, the
+ * levels' FiLM vectors and the level positions (when the map or the model changed). */
+static int tmap_prepare(ctsr_context *ctx, char *err, size_t errlen)
+{
+    int ret;
+    const ctsr_config *c = &ctx->model->cfg;
+    const size_t F = (size_t)2 * c->channels * c->blocks, npx = (size_t)ctx->tmap_w * ctx->tmap_h;
+    const size_t bytes = (tmap_table_floats(c) + npx) * sizeof(float);
+    for (int i = 0; i < ctx->nd; i++) {
+        dispatch *d = &ctx->d[i];
+        if (!d->film || d->pipe_tmap >= 0)
+            continue;
+        int32_t spec[7];
+        memcpy(spec, ctx->pipes[d->pipe[0]].spec, sizeof spec);
+        spec[5] = 3; /* MODE 3: FiLM per pixel */
+        int pi = get_pipe(ctx, ctx->pipes[d->pipe[0]].kind, spec, 7, err, errlen);
+        if (pi < 0)
+            return pi;
+        d->pipe_tmap = pi;
+    }
+    if (ctx->buf[B_FILM].size < bytes) {
+        if (bytes > ctx->vk.props.limits.maxStorageBufferRange) {
+            ctsr_seterr(err, errlen, "a %dx%d timestep map needs a %zu-byte buffer, over the "
+                        "device's limit of %llu", ctx->tmap_w, ctx->tmap_h, bytes,
+                        (unsigned long long)ctx->vk.props.limits.maxStorageBufferRange);
+            return CTSR_E_INVALID;
+        }
+        ctsr_buffer nb = {0};
+        if ((ret = ctsr_vk_buffer_create(&ctx->vk, &nb, bytes, 1, err, errlen)))
+            return ret;
+        memcpy(nb.map, ctx->film_host, F * sizeof(float));
+        ctsr_vk_buffer_destroy(&ctx->vk, &ctx->buf[B_FILM]);
+        ctx->buf[B_FILM] = nb;
+        write_descriptors(ctx);
+        ctx->tmap_nexact = -1;
+        ctx->tmap_dirty = 1;
+    }
+    float *fb = ctx->buf[B_FILM].map, *table = fb + F;
+    if (ctx->tmap_dirty) {
+        float levels[CTSR_TMAP_LEVELS];
+        int n = ctsr_tmap_levels(ctx->tmap, ctx->tmap_w, ctx->tmap_h, levels);
+        if (n < 0) {
+            ctsr_seterr(err, errlen, "out of memory");
+            return n;
+        }
+        /* FiLM vectors of the levels: only those that changed (ROI maps keep theirs) */
+        for (int k = 0; k < n; k++)
+            if (k >= ctx->tmap_nexact || ctx->tmap_exact[k] != levels[k])
+                ctsr_model_film(ctx->model, levels[k], table + (size_t)k * F);
+        memcpy(ctx->tmap_exact, levels, (size_t)n * sizeof *levels);
+        ctx->tmap_nexact = n;
+        ctsr_tmap_positions(ctx->tmap, npx, levels, n, fb + tmap_table_floats(c));
+        ctx->tmap_dirty = 0;
+    }
     return 0;
 }
 
@@ -314,6 +439,8 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
     d->pc[2] = film_off;
     d->groups_z = cdiv(l->cout, 8);
     d->macs_per_px = (double)l->cout * l->cin * l->k * l->k;
+    d->film = mode == 1;
+    d->pipe_tmap = -1;
     return 0;
 }
 
@@ -649,6 +776,17 @@ static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w, 
             break;
         case K_CONV:
             memcpy(pc + 2, d->pc, 3 * sizeof(int32_t));
+            if (d->film && ctx->tmap_frame) { /* FiLM per pixel from the map's positions */
+                const ctsr_config *c = &ctx->model->cfg;
+                const int F = 2 * c->channels * c->blocks;
+                pipe = d->pipe_tmap;
+                pc[4] = F + d->pc[2];
+                pc[5] = F;
+                pc[6] = (int32_t)tmap_table_floats(c);
+                pc[7] = frame_w;
+                pc[8] = t->rx;
+                pc[9] = t->ry;
+            }
             ctx->frame_conv_macs += (double)t->rw * t->rh * d->macs_per_px;
             gx = (uint32_t)cdiv(cdiv(t->rw, 4), ctx->wg_conv);
             gy = (uint32_t)t->rh;
@@ -781,6 +919,15 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
     }
     if ((ret = ensure_tile_buffers(ctx, px, err, errlen)))
         return ret;
+    ctx->tmap_frame = ctx->tmap && !ctx->warming_up;
+    if (ctx->tmap_frame && (w != ctx->tmap_w || h != ctx->tmap_h)) {
+        ctsr_seterr(err, errlen, "the timestep map is %dx%d but the frame is %dx%d (set a map "
+                    "of the frame's size, or clear it with NULL)", ctx->tmap_w, ctx->tmap_h, w,
+                    h);
+        return CTSR_E_INVALID;
+    }
+    if (ctx->tmap_frame && (ret = tmap_prepare(ctx, err, errlen)))
+        return ret;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     if (ctx->profiling && (ret = ensure_queries(ctx, (uint32_t)(ntiles * ctx->nd + 1), err, errlen)))
@@ -814,8 +961,6 @@ static int run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t
 fail:
     return ret;
 }
-
-#define MAX_FRAME_EDGE 16384
 
 int ctsr_check_frame_size(const ctsr_context *ctx, int layout, int w, int h, char *err,
                           size_t errlen)
@@ -1055,6 +1200,7 @@ static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
 #ifdef CTSR_FAULT_INJECTION
     ctx->frames = INT_MIN / 2; /* no injected fault in the warm-up */
 #endif
+    ctx->warming_up = 1;
     {
         const int wu = c->window + 3;
         float *img = calloc((size_t)wu * wu * 3 * (1 + c->scale * c->scale), sizeof(float));
@@ -1081,6 +1227,7 @@ static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
             ret = ctsr_process_yuv(ctx, &yuv, ip, is, wu, wu, &yuv, op, os, err, errlen);
         }
         free(img);
+        ctx->warming_up = 0;
         if (ret)
             goto fail;
     }
@@ -1089,6 +1236,7 @@ static int setup_model(ctsr_context *ctx, ctsr_model *m, char *err, size_t errle
 #endif
     return 0;
 fail:
+    ctx->warming_up = 0;
     release_model(ctx);
     return ret;
 }

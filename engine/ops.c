@@ -194,6 +194,45 @@ int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_la
     return ret;
 }
 
+int ctsr_op_conv_film_map(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
+                          const float *table, int nlevels, const float *pos, int frame_w,
+                          int frame_h, int rx, int ry, float *out, char *err, size_t errlen)
+{
+    if (l->k != 3 || l->cout % 4 || rx < 0 || ry < 0 || rx + w > frame_w || ry + h > frame_h) {
+        ctsr_seterr(err, errlen, "FiLM map: a 3x3 conv with cout %% 4 == 0 and the region "
+                    "inside the map");
+        return CTSR_E_INVALID;
+    }
+    wpack p = {0};
+    int woff, boff;
+    const size_t tf = (size_t)nlevels * 2 * l->cout, mf = (size_t)frame_w * frame_h;
+    float *film = malloc((tf + mf) * sizeof *film);
+    if (!film || ctsr_pack_conv(&p, l, &woff, &boff)) {
+        free(film);
+        free(p.w);
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    memcpy(film, table, tf * sizeof *film);
+    memcpy(film + tf, pos, mf * sizeof *film);
+    const size_t px = (size_t)w * h;
+    op_buf b[CTSR_BINDINGS] = {
+        {in, px, l->cin, 0},
+        {out, px, l->cout, 0},
+        {p.w, 0, (int)p.n, 1},
+        {film, 0, (int)(tf + mf), 1},
+    };
+    int32_t spec[7] = {ctx->wg_conv, c4(l->cin), c4(l->cout), 3, CTSR_ACT_NONE, 3,
+                       ctx->vk.subgroup_shuffle};
+    int32_t pc[10] = {w, h, woff, boff, 0, 2 * l->cout, (int32_t)tf, frame_w, rx, ry};
+    int ret = run_op(ctx, conv_shader(3, ctx->vk.subgroup_shuffle), spec, 7, b, 1, 1, pc,
+                     (uint32_t)cdiv(cdiv(w, 4), ctx->wg_conv), (uint32_t)h,
+                     (uint32_t)cdiv(l->cout, 8), out, err, errlen);
+    free(p.w);
+    free(film);
+    return ret;
+}
+
 int ctsr_op_layernorm(ctsr_context *ctx, const float *in, int h, int w, int c, const float *g,
                       const float *bb, float *out, char *err, size_t errlen)
 {

@@ -11,6 +11,13 @@
  * 2: out += conv(in). For modes 1 and 2 `out` holds the residual on entry. */
 int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l, int act,
                  int mode, const float *film, float *out, char *err, size_t errlen);
+/* mode 3 (FiLM per pixel, timestep maps; tmap.h): out += conv(in) * (1 + gamma) + beta with
+ * gamma, beta of each pixel looked up in `table` (nlevels levels of [gamma(cout) | beta(cout)])
+ * at the level position pos[(ry + y) * frame_w + rx + x] (ctsr_ref_film_lookup): the in/out
+ * region is h x w pixels at (rx, ry) of a frame_w x frame_h position map. */
+int ctsr_op_conv_film_map(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
+                          const float *table, int nlevels, const float *pos, int frame_w,
+                          int frame_h, int rx, int ry, float *out, char *err, size_t errlen);
 int ctsr_op_layernorm(ctsr_context *ctx, const float *in, int h, int w, int c, const float *g,
                       const float *b, float *out, char *err, size_t errlen);
 int ctsr_op_wattn(ctsr_context *ctx, const float *qkv, int h, int w, int c, int heads, int win,

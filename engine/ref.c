@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include "ctsr.h"
+#include "tmap.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -198,7 +199,10 @@ void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w
     }
 }
 
-int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int w, float *out)
+/* The network with FiLM vectors per pixel (tmap, one t per pixel) or for the whole image
+ * (tmap NULL: t). */
+static int forward(const ctsr_model *m, float t, const float *tmap, const float *levels,
+                   int nlevels, const float *img, int h, int w, float *out)
 {
     const ctsr_config *cfg = &m->cfg;
     const int C = cfg->channels, s = cfg->scale, hC = cfg->mlp_ratio * C;
@@ -213,7 +217,11 @@ int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int 
     if (np > SIZE_MAX / sizeof(float) / (size_t)widest)
         return CTSR_E_NOMEM;
 
-    float *film = malloc((size_t)cfg->blocks * 2 * C * sizeof *film);
+    /* FiLM vectors: one set (uniform t) or one per pixel */
+    const size_t F = (size_t)cfg->blocks * 2 * C, nf = tmap ? np : 1;
+    if (nf > SIZE_MAX / sizeof(float) / F)
+        return CTSR_E_NOMEM;
+    float *film = malloc(nf * F * sizeof *film);
     float *x = malloc(np * C * sizeof *x);
     float *t1 = malloc(np * widest * sizeof *t1);
     float *t2 = malloc(np * widest * sizeof *t2);
@@ -221,21 +229,46 @@ int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int 
         free(film), free(x), free(t1), free(t2);
         return CTSR_E_NOMEM;
     }
-    ctsr_model_film(m, t, film);
+    float *lf = tmap ? malloc((size_t)nlevels * F * sizeof *lf) : NULL;
+    if (tmap && !lf) {
+        free(film), free(x), free(t1), free(t2);
+        return CTSR_E_NOMEM;
+    }
+    if (!tmap)
+        ctsr_model_film(m, t, film);
+    for (int k = 0; tmap && k < nlevels; k++)
+        ctsr_model_film(m, levels[k], lf + (size_t)k * F);
+    for (size_t p = 0; tmap && p < np; p++) {
+        /* the level at or below the pixel's t (a linear scan), blended towards the next */
+        int k = 0;
+        while (k + 1 < nlevels && levels[k + 1] <= tmap[p])
+            k++;
+        const float *a = lf + (size_t)k * F;
+        if (tmap[p] == levels[k] || k + 1 == nlevels || tmap[p] < levels[k]) {
+            memcpy(film + p * F, a, F * sizeof *film);
+            continue;
+        }
+        const float *b = a + F;
+        const double f = ((double)tmap[p] - levels[k]) / ((double)levels[k + 1] - levels[k]);
+        for (size_t i = 0; i < F; i++)
+            film[p * F + i] = (float)(a[i] + f * ((double)b[i] - a[i]));
+    }
+    free(lf);
     int finite = 1;
-    for (size_t i = 0; i < (size_t)cfg->blocks * 2 * C; i++)
+    for (size_t i = 0; i < nf * F; i++)
         finite &= isfinite(film[i]) != 0;
 
     ctsr_ref_conv3x3(img, h, w, &m->head, x);
     for (int bi = 0; bi < cfg->blocks; bi++) {
         const ctsr_block *b = &m->blocks[bi];
-        const float *g = film + (size_t)bi * 2 * C, *be = g + C;
         ctsr_ref_conv3x3(x, h, w, &b->conv1, t1);
         ctsr_ref_act(t1, np * C, cfg->act);
         ctsr_ref_conv3x3(t1, h, w, &b->conv2, t2);
-        for (size_t p = 0; p < np; p++)
+        for (size_t p = 0; p < np; p++) {
+            const float *g = film + (tmap ? p * F : 0) + (size_t)bi * 2 * C, *be = g + C;
             for (int c = 0; c < C; c++)
                 x[p * C + c] = x[p * C + c] + t2[p * C + c] * (1.0f + g[c]) + be[c];
+        }
         if (!b->has_attn)
             continue;
         /* x = x + proj(wattn(qkv(ln1(x)))) */
@@ -259,4 +292,17 @@ int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int 
     ctsr_ref_shuffle_residual(t1, img, h, w, s, out);
     free(film), free(x), free(t1), free(t2);
     return finite ? 0 : CTSR_E_FORMAT;
+}
+
+int ctsr_ref_forward(const ctsr_model *m, float t, const float *img, int h, int w, float *out)
+{
+    return forward(m, t, NULL, NULL, 0, img, h, w, out);
+}
+
+int ctsr_ref_forward_tmap(const ctsr_model *m, const float *tmap, const float *levels,
+                          int nlevels, const float *img, int h, int w, float *out)
+{
+    if (nlevels < 1)
+        return CTSR_E_INVALID;
+    return forward(m, 0.0f, tmap, levels, nlevels, img, h, w, out);
 }

@@ -10,6 +10,11 @@
 // MODE 0: out = act(conv + bias)
 // MODE 1: out = out + (conv + bias) * (1 + gamma) + beta     (FiLM, residual, in place)
 // MODE 2: out = out + conv + bias                              (residual, in place)
+// MODE 3: MODE 1 with gamma, beta per pixel (timestep map, engine/tmap.h): the pixel's level
+//         position u (film[moff + frame row * mstride + frame column], the frame position of
+//         region pixel (x, y) being (rx + x, ry + y)) picks level floor(u) of a table of FiLM
+//         vectors (level l at foff + l * lstride), interpolated linearly towards level
+//         floor(u) + 1 by u - floor(u) when that is > 0
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -35,6 +40,7 @@ layout(push_constant) uniform PC {
     int width, height; // region size in pixels
     int woff, boff;    // weight and bias offsets in floats
     int foff;          // FiLM offset in floats (gamma at foff, beta at foff + COUT4*4)
+    int lstride, moff, mstride, rx, ry; // MODE 3: level stride, level positions (see above)
 } pc;
 
 const int PX = 4;
@@ -113,6 +119,20 @@ void main()
     vec4 acc[PX][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
     if (yy >= pc.height)
         return;
+#if KS == 3
+    // MODE 3: each pixel's level, interpolation weight and row offset of its FiLM vectors
+    int lo[PX];
+    float lf[PX];
+    if (MODE == 3) {
+        for (int p = 0; p < PX; p++) {
+            const int xx = min(x0 + p, pc.width - 1);
+            const float u = film[pc.moff + (pc.ry + yy) * pc.mstride + pc.rx + xx];
+            const int l = int(u);
+            lo[p] = pc.foff + l * pc.lstride;
+            lf[p] = u - float(l);
+        }
+    }
+#endif
     for (int j = 0; j < 2; j++) {
         const int oc4 = ocg * 2 + j;
         if (oc4 >= COUT4)
@@ -136,6 +156,19 @@ void main()
                 r = activate(r, ACT);
             else if (MODE == 1)
                 r = vec4(y[o]) + r * (1.0 + g) + b;
+#if KS == 3
+            else if (MODE == 3) {
+                const int fo = lo[p] + oc4 * 4, fb = fo + COUT4 * 4;
+                vec4 gp = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
+                vec4 bp = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
+                if (lf[p] > 0.0) {
+                    const int f1 = fo + pc.lstride, b1 = fb + pc.lstride;
+                    gp += lf[p] * (vec4(film[f1], film[f1 + 1], film[f1 + 2], film[f1 + 3]) - gp);
+                    bp += lf[p] * (vec4(film[b1], film[b1 + 1], film[b1 + 2], film[b1 + 3]) - bp);
+                }
+                r = vec4(y[o]) + r * (1.0 + gp) + bp;
+            }
+#endif
             else
                 r = vec4(y[o]) + r;
             y[o] = TO_ACT(r);

@@ -7,6 +7,7 @@
 #include "ctsr.h"
 #include "model.h"
 #include "ops.h"
+#include "tmap.h"
 #include "util.h"
 
 static uint32_t seed = 12345;
@@ -65,6 +66,53 @@ static void test_conv(ctsr_context *ctx)
                      w, mode, act);
             check(what, ref, out, (size_t)h * w * cout, 1e-4f);
             free(l.w), free(l.b), free(in), free(ref), free(out), free(film), free(res);
+        }
+}
+
+/* MODE 3 (FiLM per pixel from a table of levels and a map of level positions) against
+ * ctsr_ref_film_lookup: regions at an offset inside a larger map (as tiles read it), positions
+ * on exact levels (integers) and between levels */
+static void test_conv_film_map(ctsr_context *ctx)
+{
+    static const struct { int cin, cout; } shapes[] = {{32, 32}, {12, 12}, {8, 4}, {4, 48}};
+    static const struct { int h, w, fw, fh, rx, ry; } regions[] = {
+        {1, 1, 1, 1, 0, 0}, {7, 5, 5, 7, 0, 0}, {33, 17, 30, 50, 9, 13}, {5, 40, 41, 9, 1, 4}};
+    char err[512], what[160];
+    const int nlev = 5;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ri = 0; ri < sizeof regions / sizeof *regions; ri++) {
+            const int cin = shapes[si].cin, cout = shapes[si].cout;
+            const int h = regions[ri].h, w = regions[ri].w, fw = regions[ri].fw,
+                      fh = regions[ri].fh, rx = regions[ri].rx, ry = regions[ri].ry;
+            const size_t n = (size_t)h * w * cout;
+            ctsr_layer l = {rnd((size_t)cout * cin * 9, -0.3f, 0.3f), rnd(cout, -0.5f, 0.5f),
+                            cout, cin, 3};
+            float *in = rnd((size_t)h * w * cin, -1, 1), *res = rnd(n, -1, 1);
+            float *table = rnd((size_t)nlev * 2 * cout, -0.5f, 0.5f);
+            float *pos = rnd((size_t)fw * fh, 0, (float)(nlev - 1));
+            for (size_t i = 0; i < (size_t)fw * fh; i += 3) /* every third on a level */
+                pos[i] = (float)(int)pos[i];
+            pos[0] = (float)(nlev - 1); /* the last level: nothing to interpolate towards */
+            float *ref = malloc(n * sizeof *ref), *out = malloc(n * sizeof *out);
+            ctsr_ref_conv3x3(in, h, w, &l, ref);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    const float u = pos[(size_t)(ry + y) * fw + rx + x];
+                    for (int c = 0; c < cout; c++) {
+                        const size_t i = ((size_t)y * w + x) * cout + c;
+                        const float g = ctsr_ref_film_lookup(table, 2 * cout, u, c);
+                        const float b = ctsr_ref_film_lookup(table, 2 * cout, u, cout + c);
+                        ref[i] = res[i] + ref[i] * (1 + g) + b;
+                    }
+                }
+            memcpy(out, res, n * sizeof *out);
+            int r = ctsr_op_conv_film_map(ctx, in, h, w, &l, table, nlev, pos, fw, fh, rx, ry,
+                                          out, err, sizeof err);
+            TU_CHECK(r == 0, "conv film map: %s", err);
+            snprintf(what, sizeof what, "conv3x3 %d->%d %dx%d at (%d,%d) of %dx%d FiLM map", cin,
+                     cout, h, w, rx, ry, fw, fh);
+            check(what, ref, out, n, 1e-4f);
+            free(l.w), free(l.b), free(in), free(res), free(table), free(pos), free(ref), free(out);
         }
 }
 
@@ -155,6 +203,7 @@ int main(void)
     }
     printf("device: %s%s\n", ctsr_device_name(ctx), variant ? " (no subgroup shuffle)" : "");
     test_conv(ctx);
+    test_conv_film_map(ctx);
     if (!variant) {
         test_layernorm(ctx);
         test_wattn(ctx);

@@ -106,6 +106,60 @@ double ctsr_model_macs_per_pixel(const ctsr_context *ctx);
 void ctsr_set_timestep(ctsr_context *ctx, float t);
 float ctsr_get_timestep(const ctsr_context *ctx);
 
+/* ---- Per-pixel timestep (timestep maps) ----
+ * t may vary inside a frame, e.g. fidelity (t = 0) on faces and text, realness (t = 1) on
+ * texture. t conditions the network only through per-block FiLM vectors (a scale and a
+ * shift per channel, applied per pixel), so a per-pixel t costs little.
+ *
+ * How FiLM is applied where t varies: the engine keeps a table of FiLM vectors at up to 64
+ * t levels: the map's smallest and largest value and its flat values (those that fill a
+ * 2 x 2 block of pixels; the most frequent first). A pixel whose t is a level gets the FiLM
+ * vectors of exactly its t, so a map with t = a in a rectangle and b elsewhere computes, away
+ * from the rectangle's border by the receptive field, exactly what uniform t = a and t = b
+ * compute. A pixel between two levels (a ramp, a gradient) gets the linear blend of the two
+ * levels' FiLM vectors, weighted by where its t lies between them: the FiLM vectors of the
+ * shipped models oscillate in t (sinusoidal embedding), so evaluating them at every
+ * intermediate t would sweep a ramp through unrelated conditionings and draw a seam, while
+ * the blend moves straight from one side's conditioning to the other's (docs/roi.md has the
+ * measurements). A map costs a host pass over its pixels when it changes and a per-pixel
+ * table lookup in the FiLM convolutions; the uniform path (no map) is unchanged.
+ *
+ * ctsr_set_timestep_map: map[y][x] (rows `stride` bytes apart; a multiple of 4, >= 4 * w) for
+ * the next frames, which must be exactly w x h input pixels (any other size fails with
+ * CTSR_E_INVALID until the map is replaced or cleared). The map is copied; values are clamped
+ * to [0, 1] like ctsr_set_timestep's, and a NaN anywhere is an error (CTSR_E_INVALID naming
+ * the pixel; the previous map stays). NULL clears the map: the uniform t (ctsr_set_timestep,
+ * which a map leaves untouched) applies again. No model needs to be loaded; a map survives
+ * model loads. The first frame with a map after a model load compiles one shader variant. */
+int ctsr_set_timestep_map(ctsr_context *ctx, const float *map, int w, int h, size_t stride,
+                          char *err, size_t errlen);
+
+/* A rectangle of input pixels [x, x + w) x [y, y + h) with its t (clamped to [0, 1]; NaN is an
+ * error). It may extend past the map; w <= 0 or h <= 0: ignored. */
+typedef struct ctsr_timestep_region {
+    int x, y, w, h;
+    float t;
+} ctsr_timestep_region;
+
+/* Rasterises regions into a map for ctsr_set_timestep_map: base_t (clamped) everywhere, each
+ * region's t inside its rectangle, and around it a smooth ramp (smoothstep of the distance
+ * from the rectangle, measured from pixel centres) over `transition` input pixels outside
+ * the rectangle, from the region's t to what lies below it; transition 0 gives hard edges.
+ * Overlaps: regions are painted in order of decreasing t, each blended over what is below,
+ * so the lowest t wins where regions overlap, whatever their order, and the map stays
+ * continuous. Pixels beyond every ramp hold exactly base_t, pixels inside a region (and no
+ * lower-t region's ramp) exactly its t. 0, or CTSR_E_INVALID (NULL map, bad size or stride,
+ * n < 0, NaN t, negative or non-finite transition) with a message. */
+int ctsr_timestep_map_fill(float *map, int w, int h, size_t stride, float base_t,
+                           const ctsr_timestep_region *regions, int n, float transition,
+                           char *err, size_t errlen);
+
+/* The transition width (input pixels) this library suggests for the loaded model: its
+ * receptive field rounded up to the attention window, ctsr_tile_overlap (32 for ctsr-x2, 16
+ * for ctsr-x2-tiny); 0 without a model. docs/roi.md gives the measurement behind it. */
+int ctsr_default_transition(const ctsr_context *ctx);
+/* ---- end of per-pixel timestep ---- */
+
 /* Tile edge in input pixels (0 = automatic). Takes effect at the next frame. */
 int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errlen);
 /* The tile edge the next frame of w x h would use, and the overlap (context) in pixels. */
