@@ -22,6 +22,17 @@
  * BT.709 or BT.2020 matrix, limited or full range, chroma siting), and alpha is upscaled
  * bilinearly.
  *
+ * Regions of interest: a #GstVideoRegionOfInterestMeta on an input buffer sets the
+ * timestep inside its rectangle (e.g. 0, fidelity, on faces and text while the rest of the
+ * frame gets realness): the region's own value when its params hold a #GstStructure named
+ * "ctsrupscale" with a "timestep" field (a double; a float or an int is accepted too;
+ * above 1 is clamped, negative ignores the region), else #GstCtsrUpscale:roi-timestep (-1,
+ * the default: such regions are ignored). #GstCtsrUpscale:timestep applies elsewhere, and
+ * #GstCtsrUpscale:roi-transition pixels of smooth ramp surround each region. Regions are
+ * clipped to the frame, empty ones ignored; where regions overlap the lowest timestep
+ * wins. Every region meta goes downstream scaled to the output (id, parent id, type and
+ * params kept). A frame without regions costs nothing extra.
+ *
  * The model is loaded when the element goes from NULL to READY (or earlier, at the first
  * caps query) from #GstCtsrUpscale:model-location. Its default is `$CTSR_MODEL_PATH` when
  * that environment variable is set, else the installed `ctsr-x2.safetensors`
@@ -40,6 +51,7 @@
 #include "config.h"
 #endif
 
+#include <math.h>
 #include <string.h>
 
 #include <gst/video/navigation.h>
@@ -65,6 +77,10 @@ GST_DEBUG_CATEGORY_STATIC (gst_ctsr_upscale_debug);
 #define DEFAULT_TIMESTEP 0.5
 #define DEFAULT_DEVICE -1
 #define DEFAULT_TILE_SIZE 0
+#define DEFAULT_ROI_TIMESTEP -1.0
+#define DEFAULT_ROI_TRANSITION -1.0
+/* the name of the GstStructure a GstVideoRegionOfInterestMeta carries for this element */
+#define ROI_PARAMS_NAME "ctsrupscale"
 
 enum
 {
@@ -75,6 +91,8 @@ enum
   PROP_DEVICE_NAME,
   PROP_SCALE,
   PROP_TILE_SIZE,
+  PROP_ROI_TIMESTEP,
+  PROP_ROI_TRANSITION,
 };
 
 #define CTSR_FORMATS "{ RGBA, BGRA, RGBx, BGRx, RGB, BGR, I420, NV12 }"
@@ -125,6 +143,7 @@ gst_ctsr_upscale_close_locked (GstCtsrUpscale * self)
     ctsr_context_destroy (self->ctx);
     self->ctx = NULL;
   }
+  self->map_set = FALSE;
   GST_OBJECT_LOCK (self);
   self->scale = 0;
   g_clear_pointer (&self->device_name, g_free);
@@ -177,6 +196,7 @@ gst_ctsr_upscale_open_locked (GstCtsrUpscale * self)
   self->ctx = ctx;
   self->ctx_generation = generation;
   self->applied_timestep = -1.0f;
+  self->map_set = FALSE;        /* a new context has no timestep map */
   GST_OBJECT_LOCK (self);
   if (self->config_generation == generation) {
     self->scale = ctsr_scale (ctx);
@@ -620,6 +640,115 @@ gst_ctsr_upscale_yuv (const GstCtsrConvert * conv)
   return y;
 }
 
+/* The t a region of interest asks for: its params' "ctsrupscale" structure's "timestep"
+ * (a double, float or int; above 1 clamped; negative: the region is ignored), else roi_t
+ * (the roi-timestep property; negative: off). FALSE when the region sets no t. */
+static gboolean
+gst_ctsr_upscale_region_timestep (GstCtsrUpscale * self, GstVideoRegionOfInterestMeta * meta,
+    gdouble roi_t, gfloat * t)
+{
+  GstStructure *params = gst_video_region_of_interest_meta_get_param (meta, ROI_PARAMS_NAME);
+  const GValue *v = params ? gst_structure_get_value (params, "timestep") : NULL;
+  gdouble d = roi_t;
+
+  if (v) {
+    if (G_VALUE_HOLDS_DOUBLE (v))
+      d = g_value_get_double (v);
+    else if (G_VALUE_HOLDS_FLOAT (v))
+      d = g_value_get_float (v);
+    else if (G_VALUE_HOLDS_INT (v))
+      d = g_value_get_int (v);
+    else
+      GST_WARNING_OBJECT (self, "region %d: " ROI_PARAMS_NAME ".timestep is a %s, not a "
+          "number: ignored", meta->id, G_VALUE_TYPE_NAME (v));
+    if (isnan (d)) {
+      GST_WARNING_OBJECT (self, "region %d: " ROI_PARAMS_NAME ".timestep is NaN: ignored",
+          meta->id);
+      d = roi_t;
+    }
+  }
+  if (!(d >= 0.0))
+    return FALSE;
+  *t = (gfloat) MIN (d, 1.0);
+  return TRUE;
+}
+
+/* Sets or clears libctsr's timestep map for this frame from the buffer's region-of-interest
+ * metas: their t (see above) inside the regions (clipped to the frame; empty ones skipped),
+ * `base` elsewhere, a ramp of `transition` input pixels (< 0: libctsr's default). The map
+ * is only rebuilt when the regions, t or sizes differ from the last frame's; a frame
+ * without regions costs a walk over its metas. 0 or a CTSR_E_* code with err. engine_lock
+ * held. */
+static gint
+gst_ctsr_upscale_update_map_locked (GstCtsrUpscale * self, GstBuffer * buf, gint w, gint h,
+    gfloat base, gdouble roi_t, gdouble transition, gchar * err, gsize errlen)
+{
+  GstVideoRegionOfInterestMeta *meta;
+  gpointer state = NULL;
+  GArray *regions = NULL;
+  ctsr_timestep_region r;
+  gfloat tr;
+  gint rc = 0;
+
+  while ((meta = (GstVideoRegionOfInterestMeta *) gst_buffer_iterate_meta_filtered (buf,
+              &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    const guint64 x1 = MIN ((guint64) meta->x + meta->w, (guint64) w);
+    const guint64 y1 = MIN ((guint64) meta->y + meta->h, (guint64) h);
+    gfloat t;
+
+    if (meta->x >= (guint) w || meta->y >= (guint) h || x1 <= meta->x || y1 <= meta->y)
+      continue;                 /* empty, or outside the frame */
+    if (!gst_ctsr_upscale_region_timestep (self, meta, roi_t, &t))
+      continue;
+    if (!regions)
+      regions = g_array_new (FALSE, FALSE, sizeof (ctsr_timestep_region));
+    r.x = (gint) meta->x;
+    r.y = (gint) meta->y;
+    r.w = (gint) (x1 - meta->x);
+    r.h = (gint) (y1 - meta->y);
+    r.t = t;
+    g_array_append_val (regions, r);
+  }
+
+  if (!regions) {
+    if (self->map_set) {
+      GST_LOG_OBJECT (self, "no regions of interest: uniform t");
+      rc = ctsr_set_timestep_map (self->ctx, NULL, 0, 0, 0, err, errlen);
+      self->map_set = FALSE;
+    }
+    return rc;
+  }
+
+  tr = transition < 0 ? (gfloat) ctsr_default_transition (self->ctx) : (gfloat) transition;
+  if (self->map_set && self->map_w == w && self->map_h == h && self->map_base == base
+      && self->map_transition == tr && self->map_n_regions == (gint) regions->len
+      && !memcmp (self->map_regions, regions->data, regions->len * sizeof r)) {
+    g_array_free (regions, TRUE);
+    return 0;                   /* the map of the last frame */
+  }
+
+  if (self->map_w != w || self->map_h != h || !self->map) {
+    g_free (self->map);
+    self->map = g_new (gfloat, (gsize) w * h);
+    self->map_w = w;
+    self->map_h = h;
+  }
+  GST_LOG_OBJECT (self, "%u regions of interest, base t %.3f, transition %.1f px",
+      regions->len, base, tr);
+  rc = ctsr_timestep_map_fill (self->map, w, h, (gsize) w * sizeof (gfloat), base,
+      (const ctsr_timestep_region *) regions->data, (gint) regions->len, tr, err, errlen);
+  if (!rc)
+    rc = ctsr_set_timestep_map (self->ctx, self->map, w, h, (gsize) w * sizeof (gfloat), err,
+        errlen);
+  g_free (self->map_regions);
+  self->map_n_regions = (gint) regions->len;
+  self->map_regions = (ctsr_timestep_region *) g_array_free (regions, FALSE);
+  self->map_base = base;
+  self->map_transition = tr;
+  self->map_set = rc == 0;
+  return rc;
+}
+
 static GstFlowReturn
 gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_frame,
     GstVideoFrame * out_frame)
@@ -635,6 +764,7 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
   gboolean tile_changed;
   gint tile_size, rc;
   gfloat t;
+  gdouble roi_t, roi_transition;
 
   /* controlled properties first (timestep) */
   stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
@@ -662,6 +792,8 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
   tile_changed = self->tile_size_changed;
   tile_size = self->tile_size;
   self->tile_size_changed = FALSE;
+  roi_t = self->roi_timestep;
+  roi_transition = self->roi_transition;
   GST_OBJECT_UNLOCK (self);
 
   if (tile_changed) {
@@ -669,6 +801,12 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
     if (rc)
       goto tile_failed;
   }
+
+  /* regions of interest: a timestep map, or the uniform t */
+  rc = gst_ctsr_upscale_update_map_locked (self, in_frame->buffer, w, h, t, roi_t,
+      roi_transition, err, sizeof err);
+  if (rc)
+    goto map_failed;
 
   /* I420 / NV12: converted in libctsr's shaders where the device can */
   if (self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx)) {
@@ -729,6 +867,12 @@ no_engine:
   g_mutex_unlock (&self->engine_lock);
   GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("no model loaded"));
   return GST_FLOW_NOT_NEGOTIATED;
+map_failed:
+  g_mutex_unlock (&self->engine_lock);
+  GST_ELEMENT_ERROR (self, STREAM, FAILED,
+      ("Cannot apply the regions of interest of a %dx%d frame: %s", w, h, err),
+      ("libctsr: %s", ctsr_strerror (rc)));
+  return GST_FLOW_ERROR;
 tile_failed:
   g_mutex_unlock (&self->engine_lock);
   GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Invalid tile size %d: %s", tile_size, err),
@@ -778,6 +922,38 @@ short_buffer:
           gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (info)),
           GST_VIDEO_INFO_SIZE (info)), (NULL));
   return GST_FLOW_ERROR;
+}
+
+/* Region-of-interest metas go downstream scaled to the output (ids, roi_type and params
+ * kept). GstBaseTransform would drop them (they carry the video-size tag); their own scale
+ * transform (GStreamer 1.22) drops the params, so the scaled copy is made here, once. Other
+ * metas: GstVideoFilter's rule. */
+static gboolean
+gst_ctsr_upscale_transform_meta (GstBaseTransform * trans, GstBuffer * outbuf,
+    GstMeta * meta, GstBuffer * inbuf)
+{
+  GstVideoFilter *filter = GST_VIDEO_FILTER (trans);
+
+  if (meta->info->api == GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE) {
+    GstVideoRegionOfInterestMeta *src = (GstVideoRegionOfInterestMeta *) meta, *dst;
+    const gint in_w = GST_VIDEO_INFO_WIDTH (&filter->in_info);
+    const gint in_h = GST_VIDEO_INFO_HEIGHT (&filter->in_info);
+    const guint64 sx = in_w > 0 ? GST_VIDEO_INFO_WIDTH (&filter->out_info) / in_w : 1;
+    const guint64 sy = in_h > 0 ? GST_VIDEO_INFO_HEIGHT (&filter->out_info) / in_h : 1;
+    GList *l;
+
+    dst = gst_buffer_add_video_region_of_interest_meta_id (outbuf, src->roi_type,
+        (guint) MIN (src->x * sx, G_MAXUINT), (guint) MIN (src->y * sy, G_MAXUINT),
+        (guint) MIN (src->w * sx, G_MAXUINT), (guint) MIN (src->h * sy, G_MAXUINT));
+    if (dst) {
+      dst->id = src->id;
+      dst->parent_id = src->parent_id;
+      for (l = src->params; l; l = l->next)
+        gst_video_region_of_interest_meta_add_param (dst, gst_structure_copy (l->data));
+    }
+    return FALSE;
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->transform_meta (trans, outbuf, meta, inbuf);
 }
 
 /* Pointer positions arrive in output coordinates; upstream wants input ones. */
@@ -901,6 +1077,12 @@ gst_ctsr_upscale_set_property (GObject * object, guint prop_id, const GValue * v
       self->tile_size = g_value_get_int (value);
       self->tile_size_changed = TRUE;
       break;
+    case PROP_ROI_TIMESTEP:
+      self->roi_timestep = g_value_get_double (value);
+      break;
+    case PROP_ROI_TRANSITION:
+      self->roi_transition = g_value_get_double (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -934,6 +1116,12 @@ gst_ctsr_upscale_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_TILE_SIZE:
       g_value_set_int (value, self->tile_size);
       break;
+    case PROP_ROI_TIMESTEP:
+      g_value_set_double (value, self->roi_timestep);
+      break;
+    case PROP_ROI_TRANSITION:
+      g_value_set_double (value, self->roi_transition);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -956,6 +1144,8 @@ gst_ctsr_upscale_finalize (GObject * object)
   g_free (self->device_name);
   g_free (self->in_rgba);
   g_free (self->out_rgba);
+  g_free (self->map);
+  g_free (self->map_regions);
   g_mutex_clear (&self->engine_lock);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -1008,6 +1198,20 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
           "Edge of the input tiles in pixels (0: automatic from the device memory budget)",
           0, G_MAXINT, DEFAULT_TILE_SIZE,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_ROI_TIMESTEP,
+      g_param_spec_double ("roi-timestep", "ROI timestep",
+          "Timestep inside the regions of interest (GstVideoRegionOfInterestMeta) that carry "
+          "no own \"" ROI_PARAMS_NAME "\" params with a \"timestep\"; -1: such regions "
+          "are ignored. The timestep property applies outside the regions", -1.0, 1.0,
+          DEFAULT_ROI_TIMESTEP,
+          G_PARAM_READWRITE | GST_PARAM_CONTROLLABLE | GST_PARAM_MUTABLE_PLAYING |
+          G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_ROI_TRANSITION,
+      g_param_spec_double ("roi-transition", "ROI transition",
+          "Width in input pixels of the smooth ramp of timestep around each region of "
+          "interest (0: hard edges); -1: automatic, the model's receptive field (32 for "
+          "ctsr-x2, 16 for ctsr-x2-tiny)", -1.0, 4096.0, DEFAULT_ROI_TRANSITION,
+          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_set_static_metadata (element_class,
       "CTSR super-resolution upscaler", "Filter/Effect/Video/Scaler",
@@ -1024,6 +1228,7 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
   trans_class->fixate_caps = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_fixate_caps);
   trans_class->src_event = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_src_event);
   trans_class->transform = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform);
+  trans_class->transform_meta = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_meta);
   filter_class->set_info = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_set_info);
   filter_class->transform_frame = GST_DEBUG_FUNCPTR (gst_ctsr_upscale_transform_frame);
 }
@@ -1037,6 +1242,8 @@ gst_ctsr_upscale_init (GstCtsrUpscale * self)
   self->model_location = default_model_location ();
   self->device = DEFAULT_DEVICE;
   self->tile_size = DEFAULT_TILE_SIZE;
+  self->roi_timestep = DEFAULT_ROI_TIMESTEP;
+  self->roi_transition = DEFAULT_ROI_TRANSITION;
   self->applied_timestep = -1.0f;
   g_mutex_init (&self->engine_lock);
 

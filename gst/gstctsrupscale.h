@@ -39,6 +39,18 @@ struct _GstCtsrUpscale
   gchar *failed_message;
   gfloat applied_timestep;     /* last value given to ctsr_set_timestep; < 0: none */
 
+  /* region-of-interest timestep (properties: object lock) */
+  gdouble roi_timestep;        /* t of ROI metas without own params; < 0: off */
+  gdouble roi_transition;      /* ramp width in input pixels; < 0: automatic */
+  /* the timestep map in use (engine_lock): its regions, base t, ramp and size; NULL regions
+   * and map_set FALSE when frames use the uniform path */
+  gboolean map_set;
+  ctsr_timestep_region *map_regions;
+  gint map_n_regions;
+  gfloat map_base, map_transition;
+  gint map_w, map_h;
+  gfloat *map;                 /* scratch map of map_w x map_h */
+
   /* negotiated; streaming thread */
   GstCtsrConvert in_conv, out_conv;
   guint8 *in_rgba, *out_rgba;  /* scratch RGBA8 frames for the non-RGBA formats */
