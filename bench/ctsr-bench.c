@@ -3,7 +3,13 @@
  * network and of its convolutions alone, their ratios, and one closing JSON line.
  *
  *   ctsr-bench [--model FILE] [--width 640] [--height 360] [--frames 5] [--device N]
- *              [--tile N] [--fp16] [--no-torch] [--python /usr/bin/python3]
+ *              [--tile N] [--fp16] [--no-torch] [--python /usr/bin/python3] [--roi]
+ *
+ * --roi: the cost of a timestep map (ctsr_set_timestep_map, 3 regions at t = 0 on t = 1,
+ * the default transition) against the uniform path, side by side: three contexts on the
+ * same device take turns frame by frame (uniform; a fixed map; a map whose regions move
+ * every frame, so it is rasterised, set and prepared each time), medians of wall time and
+ * each one's device time from Vulkan timestamps.
  *
  * Device time per operator comes from Vulkan timestamps; frame time is wall clock including
  * the host copies in and out. With --width 1920 --height 1080 it also shows the device memory
@@ -42,23 +48,109 @@ static double json_num(const char *line, const char *key)
     return p ? strtod(p + strlen(pat), NULL) : NAN;
 }
 
+/* 3 face-sized regions at t = 0 on a t = 1 frame, moved right by `shift` pixels */
+static int roi_map(const ctsr_context *ctx, float *map, int w, int h, int shift, char *err,
+                   size_t errlen)
+{
+    const ctsr_timestep_region r[3] = {{w / 8 + shift, h / 6, w / 6, h / 4, 0.0f},
+                                       {w / 2 + shift, h / 5, w / 7, h / 4, 0.0f},
+                                       {w / 3 + shift, h / 2, w / 3, h / 8, 0.0f}};
+    return ctsr_timestep_map_fill(map, w, h, (size_t)w * 4, 1.0f, r, 3,
+                                  (float)ctsr_default_transition(ctx), err, errlen);
+}
+
+/* --roi: uniform vs fixed map vs moving map, frame by frame on three contexts */
+static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t *in, int w,
+                     int h, int frames)
+{
+    char err[1024];
+    ctsr_context *c[3] = {NULL, NULL, NULL};
+    const char *names[3] = {"uniform t", "fixed map", "moving map"};
+    float *map = malloc((size_t)w * h * sizeof *map);
+    double *ms[3], med[3], dev[3];
+    int rc = 0, s = 0;
+    uint8_t *out = NULL;
+    for (int k = 0; k < 3; k++)
+        ms[k] = calloc((size_t)frames, sizeof(double));
+    for (int k = 0; k < 3 && !rc; k++) {
+        rc = ctsr_context_create(opts, &c[k], err, sizeof err) ||
+             ctsr_load_model_file(c[k], model, err, sizeof err);
+        ctsr_set_timestep(c[k], 1.0f);
+    }
+    if (!rc) {
+        s = ctsr_scale(c[0]);
+        out = malloc((size_t)w * h * s * s * 4);
+        rc = !map || !out || roi_map(c[1], map, w, h, 0, err, sizeof err) ||
+             ctsr_set_timestep_map(c[1], map, w, h, (size_t)w * 4, err, sizeof err) ||
+             ctsr_set_timestep_map(c[2], map, w, h, (size_t)w * 4, err, sizeof err);
+    }
+    /* first frames (buffers, the map shader variant): not timed */
+    for (int k = 0; k < 3 && !rc; k++)
+        rc = ctsr_process_rgba8(c[k], in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
+                                sizeof err);
+    for (int f = 0; f < frames && !rc; f++)
+        for (int k = 0; k < 3 && !rc; k++) {
+            double a = now_ms();
+            if (k == 2)
+                rc = roi_map(c[2], map, w, h, f + 1, err, sizeof err) ||
+                     ctsr_set_timestep_map(c[2], map, w, h, (size_t)w * 4, err, sizeof err);
+            rc = rc || ctsr_process_rgba8(c[k], in, w, h, (size_t)w * 4, out,
+                                          (size_t)w * s * 4, err, sizeof err);
+            ms[k][f] = now_ms() - a;
+        }
+    for (int k = 0; k < 3 && !rc; k++) {
+        ctsr_profile p = {0};
+        dev[k] = NAN;
+        if (!ctsr_set_profiling(c[k], 1, err, sizeof err)) {
+            rc = ctsr_process_rgba8(c[k], in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
+                                    sizeof err);
+            ctsr_get_profile(c[k], &p);
+            dev[k] = p.total_ms;
+        }
+        qsort(ms[k], (size_t)frames, sizeof(double), cmp_double);
+        med[k] = ms[k][frames / 2];
+    }
+    if (!rc) {
+        printf("\ntimestep map (--roi), %d frames each, interleaved:\n", frames);
+        for (int k = 0; k < 3; k++)
+            printf("  %-10s %8.1f ms/frame (median), device %8.1f ms;  x%.3f of uniform "
+                   "(device x%.3f)\n", names[k], med[k], dev[k], med[k] / med[0],
+                   dev[k] / dev[0]);
+        printf("{\"roi\": 1, \"width\": %d, \"height\": %d, \"uniform_ms\": %.2f, "
+               "\"fixed_map_ms\": %.2f, \"moving_map_ms\": %.2f, \"uniform_device_ms\": %.2f, "
+               "\"fixed_map_device_ms\": %.2f, \"moving_map_device_ms\": %.2f}\n", w, h,
+               med[0], med[1], med[2], dev[0], dev[1], dev[2]);
+    } else {
+        fprintf(stderr, "ctsr-bench --roi: %s\n", err);
+    }
+    for (int k = 0; k < 3; k++) {
+        ctsr_context_destroy(c[k]);
+        free(ms[k]);
+    }
+    free(map);
+    free(out);
+    return rc ? 1 : 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: ctsr-bench [--model FILE] [--width W] [--height H] [--frames N] "
-                    "[--device N] [--tile N] [--fp16] [--no-torch] [--python PATH]\n");
+                    "[--device N] [--tile N] [--fp16] [--no-torch] [--python PATH] [--roi]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *model = CTSR_SOURCE_ROOT "/models/ctsr-x2.safetensors";
     const char *python = "/usr/bin/python3";
-    int w = 640, h = 360, frames = 5, device = -1, tile = 0, fp16 = 0, torch = 1;
+    int w = 640, h = 360, frames = 5, device = -1, tile = 0, fp16 = 0, torch = 1, roi = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--fp16"))
             fp16 = 1;
         else if (!strcmp(a, "--no-torch"))
             torch = 0;
+        else if (!strcmp(a, "--roi"))
+            roi = 1;
         else if (v && !strcmp(a, "--model"))
             model = v, i++;
         else if (v && !strcmp(a, "--python"))
@@ -156,8 +248,11 @@ int main(int argc, char **argv)
                2.0 * prof.conv_macs / (prof.conv_ms * 1e6));
     }
 
+    if (roi && !rc)
+        rc = roi_bench(&opts, model, in, w, h, frames);
+
     double t_ms = NAN, t_conv_ms = NAN, t_gflops = NAN, t_conv_gflops = NAN;
-    if (torch) {
+    if (torch && !rc) {
         char cmd[4096], line[4096] = "";
         snprintf(cmd, sizeof cmd,
                  "'%s' '%s/bench/torch_bench.py' --model '%s' --width %d --height %d --iters %d",
