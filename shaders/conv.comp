@@ -77,6 +77,22 @@ const int R = KS / 2;
         STEP(wt4, w, VA, VB, VC, VD)                                                           \
     }
 
+#if KS == 3
+// MODE 3: gamma and beta of output channels oc4 at level offset `lo`, moved towards the next
+// level by f when f > 0
+void film_at(int lo, float f, int oc4, out vec4 g, out vec4 b)
+{
+    const int fo = lo + oc4 * 4, fb = fo + COUT4 * 4;
+    g = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
+    b = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
+    if (f > 0.0) {
+        const int f1 = fo + pc.lstride, b1 = fb + pc.lstride;
+        g += f * (vec4(film[f1], film[f1 + 1], film[f1 + 2], film[f1 + 3]) - g);
+        b += f * (vec4(film[b1], film[b1 + 1], film[b1 + 2], film[b1 + 3]) - b);
+    }
+}
+#endif
+
 vec4 ld(int rowbase, bool rowok, int sx, int c4)
 {
     const bool ok = rowok && sx >= 0 && sx < pc.width;
@@ -121,16 +137,20 @@ void main()
         return;
 #if KS == 3
     // MODE 3: each pixel's level, interpolation weight and row offset of its FiLM vectors
+    // (the 4 pixels of an invocation usually share their position: one lookup then)
     int lo[PX];
     float lf[PX];
+    bool same = true;
     if (MODE == 3) {
+        float u[PX];
         for (int p = 0; p < PX; p++) {
             const int xx = min(x0 + p, pc.width - 1);
-            const float u = film[pc.moff + (pc.ry + yy) * pc.mstride + pc.rx + xx];
-            const int l = int(u);
+            u[p] = film[pc.moff + (pc.ry + yy) * pc.mstride + pc.rx + xx];
+            const int l = int(u[p]);
             lo[p] = pc.foff + l * pc.lstride;
-            lf[p] = u - float(l);
+            lf[p] = u[p] - float(l);
         }
+        same = u[0] == u[1] && u[0] == u[2] && u[0] == u[3];
     }
 #endif
     for (int j = 0; j < 2; j++) {
@@ -146,6 +166,10 @@ void main()
             g = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
             b = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
         }
+#if KS == 3
+        if (MODE == 3 && same)
+            film_at(lo[0], lf[0], oc4, g, b);
+#endif
         for (int p = 0; p < PX; p++) {
             const int xx = x0 + p;
             if (xx >= pc.width)
@@ -158,14 +182,9 @@ void main()
                 r = vec4(y[o]) + r * (1.0 + g) + b;
 #if KS == 3
             else if (MODE == 3) {
-                const int fo = lo[p] + oc4 * 4, fb = fo + COUT4 * 4;
-                vec4 gp = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
-                vec4 bp = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
-                if (lf[p] > 0.0) {
-                    const int f1 = fo + pc.lstride, b1 = fb + pc.lstride;
-                    gp += lf[p] * (vec4(film[f1], film[f1 + 1], film[f1 + 2], film[f1 + 3]) - gp);
-                    bp += lf[p] * (vec4(film[b1], film[b1 + 1], film[b1 + 2], film[b1 + 3]) - bp);
-                }
+                vec4 gp = g, bp = b;
+                if (!same)
+                    film_at(lo[p], lf[p], oc4, gp, bp);
                 r = vec4(y[o]) + r * (1.0 + gp) + bp;
             }
 #endif
