@@ -9,6 +9,7 @@ pkgs=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-tools python3-gi gir1.2-gstreamer-1.0
   gir1.2-gst-plugins-base-1.0
+  opencv-data
   python3-torch python3-numpy python3-pytest python3-pil python3-opencv python3-tqdm python3-matplotlib
   libtorch-dev g++ python3-dev
   clang valgrind
