@@ -7,9 +7,9 @@
  *
  * --roi: the cost of a timestep map (ctsr_set_timestep_map, 3 regions at t = 0 on t = 1,
  * the default transition) against the uniform path, side by side: three contexts on the
- * same device take turns frame by frame (uniform; a fixed map; a map whose regions move
- * every frame, so it is rasterised, set and prepared each time), medians of wall time and
- * each one's device time from Vulkan timestamps.
+ * same device take turns frame by frame, in a rotating order (uniform; a fixed map; a map
+ * whose regions move every frame, so it is rasterised, set and prepared each time), medians
+ * of wall time and each one's device time from Vulkan timestamps.
  *
  * Device time per operator comes from Vulkan timestamps; frame time is wall clock including
  * the host copies in and out. With --width 1920 --height 1080 it also shows the device memory
@@ -89,7 +89,8 @@ static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t 
         rc = ctsr_process_rgba8(c[k], in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
                                 sizeof err);
     for (int f = 0; f < frames && !rc; f++)
-        for (int k = 0; k < 3 && !rc; k++) {
+        for (int kk = 0; kk < 3 && !rc; kk++) {
+            const int k = (f + kk) % 3; /* each goes first, second and third in turn */
             double a = now_ms();
             if (k == 2)
                 rc = roi_map(c[2], map, w, h, f + 1, err, sizeof err) ||

@@ -199,6 +199,18 @@ void ctsr_ref_shuffle_residual(const float *tail, const float *img, int h, int w
     }
 }
 
+/* the shader's FiLM lookup of a timestep map (tmap.h) */
+float ctsr_ref_film_lookup(const float *table, int stride, float u, int off)
+{
+    const int l = (int)u;
+    const float f = u - (float)l, a = table[(size_t)l * stride + off];
+    if (f > 0.0f) {
+        const float b = table[(size_t)(l + 1) * stride + off];
+        return a + f * (b - a);
+    }
+    return a;
+}
+
 /* The network with FiLM vectors per pixel (tmap, one t per pixel) or for the whole image
  * (tmap NULL: t). */
 static int forward(const ctsr_model *m, float t, const float *tmap, const float *levels,

@@ -1,5 +1,5 @@
 /* libctsr: timestep maps on the host (tmap.h): the region rasteriser of ctsr.h, the choice
- * of exact FiLM levels and the per-pixel level positions the shaders read. */
+ * of the FiLM levels and the per-pixel level positions the shaders read. */
 #include "tmap.h"
 
 #include <math.h>
@@ -285,15 +285,4 @@ void ctsr_tmap_positions(const float *map, size_t n, const float *levels, int nl
         last_v = v;
         last_u = u[i];
     }
-}
-
-float ctsr_ref_film_lookup(const float *table, int stride, float u, int off)
-{
-    const int l = (int)u;
-    const float f = u - (float)l, a = table[(size_t)l * stride + off];
-    if (f > 0.0f) {
-        const float b = table[(size_t)(l + 1) * stride + off];
-        return a + f * (b - a);
-    }
-    return a;
 }
