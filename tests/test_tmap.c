@@ -8,10 +8,10 @@
  *     receptive field (ctsr_tile_overlap) the output equals the uniform-t output of a inside
  *     and of b outside (golden tolerance 1e-4), untiled and tiled, on the golden models and
  *     the shipped ctsr-x2-tiny; a uniform map equals the uniform path;
- *   - the map path against the C reference with exact per-pixel FiLM (ref.c), which bounds
- *     the grid interpolation of ramp pixels;
- *   - no seam: across the rectangle's border the output with the default transition changes
- *     several times more gradually than with a hard edge.
+ *   - the map path against the C reference (ref.c: the same per-pixel FiLM, exact on levels
+ *     and blended between them, computed independently), to the golden tolerance;
+ *   - no seam: across the rectangle's border the output with the default transition takes
+ *     at most 0.6 of the step a hard edge takes.
  * Fails (never skips) without a Vulkan device. */
 #include <math.h>
 #include <stdlib.h>
