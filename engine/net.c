@@ -304,6 +304,12 @@ static int tmap_prepare(ctsr_context *ctx, char *err, size_t errlen)
         ctsr_buffer nb = {0};
         if ((ret = ctsr_vk_buffer_create(&ctx->vk, &nb, bytes, 1, err, errlen)))
             return ret;
+        /* the table as vec4 texels (binding CTSR_FILM_TEXEL_BINDING) */
+        if ((ret = ctsr_vk_buffer_view_part(&ctx->vk, &nb, tmap_table_floats(c) * sizeof(float),
+                                            err, errlen))) {
+            ctsr_vk_buffer_destroy(&ctx->vk, &nb);
+            return ret;
+        }
         memcpy(nb.map, ctx->film_host, F * sizeof(float));
         ctsr_vk_buffer_destroy(&ctx->vk, &ctx->buf[B_FILM]);
         ctx->buf[B_FILM] = nb;
@@ -528,6 +534,9 @@ static int build_network(ctsr_context *ctx, char *err, size_t errlen)
     if (!ret)
         ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_FILM],
                                     sizeof(float) * 2 * C * c->blocks, 1, err, errlen);
+    if (!ret) /* 2 * C * blocks floats: whole texels (C is a multiple of 4) */
+        ret = ctsr_vk_buffer_view_part(&ctx->vk, &ctx->buf[B_FILM],
+                                       sizeof(float) * 2 * C * c->blocks, err, errlen);
 fail:
     free(p.w);
     return ret < 0 ? ret : 0;
@@ -550,7 +559,8 @@ static int alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen)
     VkDescriptorPoolSize ps[2] = {
         {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
          .descriptorCount = (uint32_t)(ctx->nd * CTSR_BINDINGS)},
-        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = (uint32_t)(2 * ctx->nd)}};
+        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+         .descriptorCount = (uint32_t)(CTSR_TEXEL_BINDINGS * ctx->nd)}};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = (uint32_t)ctx->nd,
                                       .poolSizeCount = 2,
@@ -572,7 +582,7 @@ static void write_descriptors(ctsr_context *ctx)
 {
     for (int i = 0; i < ctx->nd; i++) {
         VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-        VkWriteDescriptorSet w[CTSR_BINDINGS + 2];
+        VkWriteDescriptorSet w[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
         for (int j = 0; j < CTSR_BINDINGS; j++) {
             bi[j] = (VkDescriptorBufferInfo){.buffer = ctx->buf[ctx->d[i].bind[j]].buf,
                                              .range = VK_WHOLE_SIZE};
@@ -596,7 +606,12 @@ static void write_descriptors(ctsr_context *ctx)
         w[CTSR_BINDINGS + 1] = w[CTSR_BINDINGS];
         w[CTSR_BINDINGS + 1].dstBinding = CTSR_WEIGHT_TEXEL_BINDING;
         w[CTSR_BINDINGS + 1].pTexelBufferView = &ctx->buf[B_WEIGHTS].view;
-        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS + 2, w, 0, NULL);
+        /* the FiLM table (MODE 3 convolutions only; the others never read it) */
+        w[CTSR_BINDINGS + 2] = w[CTSR_BINDINGS];
+        w[CTSR_BINDINGS + 2].dstBinding = CTSR_FILM_TEXEL_BINDING;
+        w[CTSR_BINDINGS + 2].pTexelBufferView =
+            ctx->buf[B_FILM].view ? &ctx->buf[B_FILM].view : &ctx->buf[B_X].view;
+        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS + CTSR_TEXEL_BINDINGS, w, 0, NULL);
     }
 }
 

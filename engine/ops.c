@@ -68,6 +68,10 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
             goto fail;
         if ((i == 0 || i == 2) && (ret = ctsr_vk_buffer_view(vk, &buf[i], act && fp16, err, errlen)))
             goto fail;
+        /* binding 3 (FiLM) also as vec4 texels, for the MODE 3 convolution */
+        if (i == 3 && (ret = ctsr_vk_buffer_view_part(vk, &buf[i], (bytes + 16) / 16 * 16, err,
+                                                      errlen)))
+            goto fail;
         memset(buf[i].map, 0, bytes + 16);
         if (b[i].src && b[i].raw)
             memcpy(buf[i].map, b[i].src, bytes);
@@ -80,7 +84,7 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
         goto fail;
     VkDescriptorPoolSize ps[2] = {
         {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = CTSR_BINDINGS},
-        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = 2}};
+        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = CTSR_TEXEL_BINDINGS}};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = 1, .poolSizeCount = 2, .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(vk->dev, &pci, NULL, &pool));
@@ -89,7 +93,7 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
                                       .pSetLayouts = &vk->set_layout};
     VK_CHECK(vkAllocateDescriptorSets(vk->dev, &ai, &set));
     VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-    VkWriteDescriptorSet wr[CTSR_BINDINGS + 2];
+    VkWriteDescriptorSet wr[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
     for (int j = 0; j < CTSR_BINDINGS; j++) {
         bi[j] = (VkDescriptorBufferInfo){.buffer = buf[j].buf, .range = VK_WHOLE_SIZE};
         wr[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
@@ -106,7 +110,10 @@ static int run_op(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
     wr[CTSR_BINDINGS + 1] = wr[CTSR_BINDINGS];
     wr[CTSR_BINDINGS + 1].dstBinding = CTSR_WEIGHT_TEXEL_BINDING;
     wr[CTSR_BINDINGS + 1].pTexelBufferView = &buf[2].view;
-    vkUpdateDescriptorSets(vk->dev, CTSR_BINDINGS + 2, wr, 0, NULL);
+    wr[CTSR_BINDINGS + 2] = wr[CTSR_BINDINGS];
+    wr[CTSR_BINDINGS + 2].dstBinding = CTSR_FILM_TEXEL_BINDING;
+    wr[CTSR_BINDINGS + 2].pTexelBufferView = &buf[3].view;
+    vkUpdateDescriptorSets(vk->dev, CTSR_BINDINGS + CTSR_TEXEL_BINDINGS, wr, 0, NULL);
     VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                     .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VK_CHECK(vkBeginCommandBuffer(vk->cmd, &cbi));

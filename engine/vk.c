@@ -269,8 +269,8 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VK_CHECK(vkCreateFence(vk->dev, &fci, NULL, &vk->fence));
 
-    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS + 2];
-    for (int i = 0; i < CTSR_BINDINGS + 2; i++)
+    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
+    for (int i = 0; i < CTSR_BINDINGS + CTSR_TEXEL_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = (uint32_t)i,
             .descriptorType = i >= CTSR_BINDINGS ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
@@ -279,7 +279,7 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dl = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = CTSR_BINDINGS + 2,
+        .bindingCount = CTSR_BINDINGS + CTSR_TEXEL_BINDINGS,
         .pBindings = b};
     VK_CHECK(vkCreateDescriptorSetLayout(vk->dev, &dl, NULL, &vk->set_layout));
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -404,6 +404,25 @@ int ctsr_vk_buffer_view(ctsr_vk *vk, ctsr_buffer *b, int fp16, char *err, size_t
                                  .range = b->size / texel * texel};
     if (b->size / texel > vk->props.limits.maxTexelBufferElements) {
         ctsr_seterr(err, errlen, "buffer of %llu bytes exceeds the device's %u texels",
+                    (unsigned long long)b->size, vk->props.limits.maxTexelBufferElements);
+        return CTSR_E_INVALID;
+    }
+    VK_CHECK(vkCreateBufferView(vk->dev, &vi, NULL, &b->view));
+fail:
+    return ret;
+}
+
+int ctsr_vk_buffer_view_part(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize bytes, char *err,
+                             size_t errlen)
+{
+    int ret = 0;
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = b->buf,
+                                 .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+                                 .range = bytes};
+    if (bytes > b->size || bytes % 16 || bytes / 16 > vk->props.limits.maxTexelBufferElements) {
+        ctsr_seterr(err, errlen, "a view of %llu bytes of a %llu-byte buffer: beyond it, not "
+                    "whole texels or over the device's %u texels", (unsigned long long)bytes,
                     (unsigned long long)b->size, vk->props.limits.maxTexelBufferElements);
         return CTSR_E_INVALID;
     }

@@ -41,6 +41,10 @@ typedef struct ctsr_buffer {
 #define CTSR_TEXEL_BINDING 4
 /* binding 5: uniform texel buffer (RGBA32F) over binding 2's memory (the weights) */
 #define CTSR_WEIGHT_TEXEL_BINDING 5
+/* binding 6: uniform texel buffer (RGBA32F) over the start of binding 3's memory (the FiLM
+ * vectors; the table of a timestep map, read by the MODE 3 convolutions) */
+#define CTSR_FILM_TEXEL_BINDING 6
+#define CTSR_TEXEL_BINDINGS 3
 #define CTSR_PUSH_BYTES 64
 
 typedef struct ctsr_vk {
@@ -73,6 +77,9 @@ int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int ho
 void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b);
 /* Creates b->view: the whole buffer as RGBA32F (fp16 = 0) or RGBA16F texels. */
 int ctsr_vk_buffer_view(ctsr_vk *vk, ctsr_buffer *b, int fp16, char *err, size_t errlen);
+/* Creates b->view: its first `bytes` (a multiple of 16) as RGBA32F texels. */
+int ctsr_vk_buffer_view_part(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize bytes, char *err,
+                             size_t errlen);
 /* Copies host data into a buffer (mapped write, or a staging copy for device-local memory). */
 int ctsr_vk_upload(ctsr_vk *vk, ctsr_buffer *b, const void *data, VkDeviceSize size,
                    char *err, size_t errlen);

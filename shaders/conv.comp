@@ -13,8 +13,9 @@
 // MODE 3: MODE 1 with gamma, beta per pixel (timestep map, engine/tmap.h): the pixel's level
 //         position u (film[moff + frame row * mstride + frame column], the frame position of
 //         region pixel (x, y) being (rx + x, ry + y)) picks level floor(u) of a table of FiLM
-//         vectors (level l at foff + l * lstride), interpolated linearly towards level
-//         floor(u) + 1 by u - floor(u) when that is > 0
+//         vectors (level l at float foff + l * lstride of binding 3, read as vec4 texels of
+//         binding 6: both multiples of 4), interpolated linearly towards level floor(u) + 1
+//         by u - floor(u) when that is > 0
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -35,6 +36,8 @@ layout(binding = 5) uniform samplerBuffer wtex;
 layout(std430, binding = 1) buffer Out { ACT_T y[]; };
 layout(std430, binding = 2) readonly buffer Weights { float wt[]; };
 layout(std430, binding = 3) readonly buffer Film { float film[]; };
+// binding 3's FiLM vectors as RGBA32F texels (MODE 3 reads its table through it)
+layout(binding = 6) uniform samplerBuffer filmtex;
 
 layout(push_constant) uniform PC {
     int width, height; // region size in pixels
@@ -80,15 +83,16 @@ const int R = KS / 2;
 #if KS == 3
 // MODE 3: gamma and beta of output channels oc4 at level offset `lo`, moved towards the next
 // level by f when f > 0
+// (offsets are multiples of 4 floats: one texel per vec4)
 void film_at(int lo, float f, int oc4, out vec4 g, out vec4 b)
 {
-    const int fo = lo + oc4 * 4, fb = fo + COUT4 * 4;
-    g = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
-    b = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
+    const int fo = lo / 4 + oc4, fb = fo + COUT4;
+    g = texelFetch(filmtex, fo);
+    b = texelFetch(filmtex, fb);
     if (f > 0.0) {
-        const int f1 = fo + pc.lstride, b1 = fb + pc.lstride;
-        g += f * (vec4(film[f1], film[f1 + 1], film[f1 + 2], film[f1 + 3]) - g);
-        b += f * (vec4(film[b1], film[b1 + 1], film[b1 + 2], film[b1 + 3]) - b);
+        const int st = pc.lstride / 4;
+        g += f * (texelFetch(filmtex, fo + st) - g);
+        b += f * (texelFetch(filmtex, fb + st) - b);
     }
 }
 #endif
@@ -167,8 +171,22 @@ void main()
             b = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
         }
 #if KS == 3
-        if (MODE == 3 && same)
-            film_at(lo[0], lf[0], oc4, g, b);
+        if (MODE == 3) {
+            if (same) {
+                film_at(lo[0], lf[0], oc4, g, b); // then as MODE 1, below
+            } else {
+                for (int p = 0; p < PX; p++) {
+                    const int xx = x0 + p;
+                    if (xx >= pc.width)
+                        break;
+                    const int o = (yy * pc.width + xx) * COUT4 + oc4;
+                    vec4 gp, bp;
+                    film_at(lo[p], lf[p], oc4, gp, bp);
+                    y[o] = TO_ACT(vec4(y[o]) + (acc[p][j] + bias) * (1.0 + gp) + bp);
+                }
+                continue;
+            }
+        }
 #endif
         for (int p = 0; p < PX; p++) {
             const int xx = x0 + p;
@@ -178,16 +196,8 @@ void main()
             vec4 r = acc[p][j] + bias;
             if (MODE == 0)
                 r = activate(r, ACT);
-            else if (MODE == 1)
+            else if (MODE == 1 || MODE == 3)
                 r = vec4(y[o]) + r * (1.0 + g) + b;
-#if KS == 3
-            else if (MODE == 3) {
-                vec4 gp = g, bp = b;
-                if (!same)
-                    film_at(lo[p], lf[p], oc4, gp, bp);
-                r = vec4(y[o]) + r * (1.0 + gp) + bp;
-            }
-#endif
             else
                 r = vec4(y[o]) + r;
             y[o] = TO_ACT(r);

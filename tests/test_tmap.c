@@ -483,6 +483,17 @@ int main(void)
     const char *root = getenv("CTSR_SOURCE_ROOT");
     snprintf(path, sizeof path, "%s/models/ctsr-x2-tiny.safetensors", root ? root : ".");
     rectangle_test(ctx, path, 104, 88, rect_small, 0.0f, 1.0f, 4.0f, 24, 1);
+    /* fp16 activation storage (the shaders' f16 variants), where the device has it */
+    ctsr_context *c16;
+    if (ctsr_context_create(&(ctsr_options){.device_index = -1, .precision = CTSR_PRECISION_FP16},
+                            &c16, err, sizeof err)) {
+        printf("fp16 storage not offered by this device (%s): fp16 map path not tested\n", err);
+    } else {
+        printf("fp16 storage:\n");
+        rectangle_test(c16, tu_data_path("golden_tiny.safetensors"), 104, 88, rect_small, 0.0f,
+                       1.0f, 4.0f, 24, 1);
+        ctsr_context_destroy(c16);
+    }
     vs_reference(ctx, tu_data_path("golden_tiny.safetensors"));
     vs_reference(ctx, path);
     seam_test(ctx, path);
