@@ -141,7 +141,7 @@ def make_batch(D, step, a, rank=0, world=1):
 
     lr, hr, fid, real = take(D["lr"]), take(D["hr"]), take(D["fid"]), take(D["real"])
     b = len(mine)
-    if a.loss == "l1":  # fidelity pre-training: each crop once, at t = 0
+    if a.loss in distill.PRETRAIN:  # fidelity pre-training: each crop once, at t = 0
         return dict(lr=lr, hr=hr, fid=list(fid), real=list(real), t=torch.zeros(b), pair=None,
                     dirs=dirs, idx=idx[mine])
     two = lambda x: torch.cat([x, x])  # noqa: E731  the same crops at t_a, then at t_b
@@ -313,7 +313,7 @@ def parse(argv=None):
                          "shards (default: the shards the run started with, so that a resume is "
                          "exact; with --grow-data it is exact when no shard was added meanwhile)")
     ap.add_argument("--loss", default="ctsr", choices=sorted(distill.LOSSES),
-                    help="ctsr: the method; naive: the ablation; l1: fidelity pre-training")
+                    help="ctsr: the method; naive: the ablation; l1, l2: fidelity pre-training (absolute or squared error)")
     ap.add_argument("--init", help="a fresh run starts from this checkpoint's EMA weights "
                     "(for example an l1 pre-training run's ckpt.pt); ignored on resume")
     ap.add_argument("--steps", type=int, default=6000, help="schedule length (total steps)")
@@ -383,7 +383,7 @@ def main(argv=None):
     ck = torch.load(ckpt_path, map_location=device) if os.path.exists(ckpt_path) else None
     if ck is not None and not a.grow_data:
         shards = [tuple(x) for x in ck["shards"]]
-    teachers = ((), ()) if a.loss == "l1" else (FIDELITY, REALNESS)
+    teachers = ((), ()) if a.loss in distill.PRETRAIN else (FIDELITY, REALNESS)
     D = load_data(shards, *teachers)
     model = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)

@@ -121,3 +121,14 @@ def test_nss_moments_measure_structure_not_pixels():
     sr = Dl.p_range(s, 4)
     Dl.nss_moment_loss(sr.detach() + (s - sr), [y], [1.0]).sum().backward()
     assert Dl.p_range(s.grad, 4).abs().max() < 1e-6 < s.grad.abs().max()
+
+
+def test_pretraining_losses():
+    """l1 and l2 (fidelity pre-training): zero at the truth, the mean absolute and the mean
+    squared error otherwise, t and the teachers unused."""
+    y, s = rand(2, 3, 16, 16, seed=10), rand(2, 3, 16, 16, seed=11)
+    for name, ref in (("l1", (s - y).abs().mean()), ("l2", ((s - y) ** 2).mean())):
+        f = Dl.LOSSES[name]
+        assert float(f(y, torch.zeros(2), y, [], [], [], None)[0]) == 0.0
+        assert torch.allclose(f(s, torch.ones(2), y, [], [], [], None)[0], ref)
+    assert set(Dl.PRETRAIN) <= set(Dl.LOSSES)

@@ -166,7 +166,8 @@ def test_l1_on_truth_only_cache(tmp_path):
         assert sorted(k for k in z.files if k.startswith("x2_")) == []
     D = train.load_data(train.list_shards([str(out)]), (), ())
     assert D["fid"].shape[0] == 0 and D["real"].shape[0] == 0 and D["n"] == 4
-    assert train.main(args(str(out), tmp_path / "l1", "--loss", "l1")) == 0
-    assert len(log_rows(tmp_path / "l1")) == 5
+    for loss in ("l1", "l2"):  # both pre-training losses: each crop once at t = 0, no teacher
+        assert train.main(args(str(out), tmp_path / loss, "--loss", loss)) == 0
+        assert len(log_rows(tmp_path / loss)) == 5
     with pytest.raises(SystemExit, match="cache lacks teachers"):
         train.main(args(str(out), tmp_path / "ctsr"))

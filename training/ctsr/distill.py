@@ -291,4 +291,14 @@ def l1_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     return total, dict(fid=float(total), total=float(total))
 
 
-LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss}
+def l2_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
+    """Fidelity pre-training with the squared error (MSE, what PSNR measures: its optimum is the
+    conditional mean, L1's the median). Same signature as l1_loss."""
+    l_fid = ((s - y) ** 2).flatten(1).mean(1)
+    total = l_fid.mean()
+    return total, dict(fid=float(total), total=float(total))
+
+
+LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss, "l2": l2_loss}
+# the fidelity pre-training losses: each crop once, at t = 0, no teacher needed
+PRETRAIN = ("l1", "l2")
