@@ -64,6 +64,19 @@ is_yuv (GstVideoFormat format)
 }
 
 GstBuffer *
+ct_rgba_frame_at (const guint8 * rgba, gint w, gint h, GstClockTime pts)
+{
+  GstVideoInfo info;
+  GstBuffer *buf;
+
+  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGBA, w, h);
+  buf = ct_buffer_from_rgba (&info, rgba, 0);
+  GST_BUFFER_PTS (buf) = pts;
+  GST_BUFFER_DURATION (buf) = 100 * GST_MSECOND;
+  return buf;
+}
+
+GstBuffer *
 ct_buffer_from_rgba (const GstVideoInfo * info, const guint8 * rgba, gint stride_pad)
 {
   const GstVideoFormat format = GST_VIDEO_INFO_FORMAT (info);

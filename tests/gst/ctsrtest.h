@@ -22,6 +22,10 @@ guint8 *ct_make_rgba (gint w, gint h, guint seed, gboolean with_alpha);
 GstBuffer *ct_buffer_from_rgba (const GstVideoInfo * info, const guint8 * rgba,
     gint stride_pad);
 
+/* A tightly packed RGBA w x h buffer of the image, with a PTS and a 100 ms duration (for
+ * tests that drive the timestep by stream time). */
+GstBuffer *ct_rgba_frame_at (const guint8 * rgba, gint w, gint h, GstClockTime pts);
+
 /* Buffer contents (video meta honoured) back to RGBA (RGB formats only; alpha 255 where
  * the format has none). g_free it. */
 guint8 *ct_rgba_from_buffer (const GstVideoInfo * info, GstBuffer * buf);

@@ -12,19 +12,6 @@
 #define H 12
 #define CAPS "video/x-raw,format=RGBA,width=16,height=12,framerate=10/1"
 
-static GstBuffer *
-frame_at (const guint8 * rgba, GstClockTime pts)
-{
-  GstVideoInfo info;
-  GstBuffer *buf;
-
-  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGBA, W, H);
-  buf = ct_buffer_from_rgba (&info, rgba, 0);
-  GST_BUFFER_PTS (buf) = pts;
-  GST_BUFFER_DURATION (buf) = 100 * GST_MSECOND;
-  return buf;
-}
-
 static gboolean
 buffer_equals (GstBuffer * buf, const guint8 * want)
 {
@@ -65,7 +52,7 @@ GST_START_TEST (test_control_source)
     gdouble got_t = -1;
     guint8 *want;
 
-    outs[i] = ct_push_pull (h, frame_at (rgba, i * d));
+    outs[i] = ct_push_pull (h, ct_rgba_frame_at (rgba, W, H, i * d));
     g_object_get (h->element, "timestep", &got_t, NULL);
     fail_unless (fabs (got_t - t) < 1e-9, "frame %d: timestep %f, expected %f", i, got_t, t);
     want = ct_ref_upscale (ref, rgba, W, H, (gfloat) t);
@@ -129,7 +116,7 @@ GST_START_TEST (test_timestep_from_threads)
   t1 = gst_harness_stress_property_start_full (h, "timestep", &one, 300);
   t0 = gst_harness_stress_custom_start (h, NULL, set_timestep_zero, h->element, 300);
   for (i = 0; i < 12; i++) {
-    GstBuffer *out = ct_push_pull (h, frame_at (rgba, i * 100 * GST_MSECOND));
+    GstBuffer *out = ct_push_pull (h, ct_rgba_frame_at (rgba, W, H, i * 100 * GST_MSECOND));
 
     fail_unless (buffer_equals (out, want0) || buffer_equals (out, want1),
         "frame %d is neither t=0 nor t=1", i);

@@ -17,19 +17,6 @@
 #define H 32
 #define CAPS "video/x-raw,format=RGBA,width=40,height=32,framerate=10/1"
 
-static GstBuffer *
-frame_at (const guint8 * rgba, GstClockTime pts)
-{
-  GstVideoInfo info;
-  GstBuffer *buf;
-
-  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGBA, W, H);
-  buf = ct_buffer_from_rgba (&info, rgba, 0);
-  GST_BUFFER_PTS (buf) = pts;
-  GST_BUFFER_DURATION (buf) = 100 * GST_MSECOND;
-  return buf;
-}
-
 /* A region meta; t >= 0 (or a value of another type) goes into "ctsrupscale" params. */
 static GstVideoRegionOfInterestMeta *
 add_roi (GstBuffer * buf, gint id, guint x, guint y, guint w, guint h, GType type,
@@ -63,20 +50,17 @@ static guint8 *
 ref_upscale (ctsr_context * ctx, const guint8 * rgba, gfloat base,
     const ctsr_timestep_region * r, gint n, gfloat transition)
 {
-  const gint s = ctsr_scale (ctx);
-  guint8 *out = g_malloc ((gsize) W * H * s * s * 4);
   gfloat map[W * H];
+  guint8 *out;
   char err[512];
 
-  ctsr_set_timestep (ctx, base);
   if (n) {
     fail_unless (ctsr_timestep_map_fill (map, W, H, W * 4, base, r, n, transition, err,
             sizeof err) == 0, "%s", err);
     fail_unless (ctsr_set_timestep_map (ctx, map, W, H, W * 4, err, sizeof err) == 0, "%s",
         err);
   }
-  fail_unless (ctsr_process_rgba8 (ctx, rgba, W, H, (size_t) W * 4, out, (size_t) W * s * 4,
-          err, sizeof err) == 0, "ctsr_process_rgba8: %s", err);
+  out = ct_ref_upscale (ctx, rgba, W, H, base);
   ctsr_set_timestep_map (ctx, NULL, 0, 0, 0, err, sizeof err);
   return out;
 }
@@ -114,7 +98,7 @@ GST_START_TEST (test_regions)
   GstHarness *h = ct_harness_new (CAPS);
   ctsr_context *ref = ct_ref_open ();
   guint8 *rgba = ct_make_rgba (W, H, 5, FALSE);
-  GstBuffer *in = frame_at (rgba, 0), *out;
+  GstBuffer *in = ct_rgba_frame_at (rgba, W, H, 0), *out;
   /* what the element must make of them (clipped; the others skipped) */
   const ctsr_timestep_region want_r[] = {
     {4, 3, 12, 10, 0.0f},       /* params: double 0 */
@@ -194,13 +178,13 @@ GST_START_TEST (test_no_meta_and_off)
   g_object_get (h->element, "roi-timestep", &roi_t, NULL);
   fail_unless (roi_t == -1.0);
 
-  out = ct_push_pull (h, frame_at (rgba, 0));
+  out = ct_push_pull (h, ct_rgba_frame_at (rgba, W, H, 0));
   fail_unless_equals_int (max_diff (out, uniform), 0);
   fail_unless_equals_int (count_rois (out), 0);
   gst_buffer_unref (out);
 
   /* a region without params, roi-timestep off: ignored, but still passed on (scaled) */
-  in = frame_at (rgba, 100 * GST_MSECOND);
+  in = ct_rgba_frame_at (rgba, W, H, 100 * GST_MSECOND);
   add_roi (in, 1, 6, 5, 20, 16, G_TYPE_NONE, 0);
   out = ct_push_pull (h, in);
   fail_unless_equals_int (max_diff (out, uniform), 0);
@@ -208,19 +192,19 @@ GST_START_TEST (test_no_meta_and_off)
   gst_buffer_unref (out);
 
   /* with params, default transition (-1: the model's receptive field) */
-  in = frame_at (rgba, 200 * GST_MSECOND);
+  in = ct_rgba_frame_at (rgba, W, H, 200 * GST_MSECOND);
   add_roi (in, 1, 6, 5, 20, 16, G_TYPE_DOUBLE, 0.0);
   out = ct_push_pull (h, in);
   fail_unless_equals_int (max_diff (out, with), 0);
   gst_buffer_unref (out);
 
   /* the same regions again (the map is reused), then no meta: uniform again */
-  in = frame_at (rgba, 300 * GST_MSECOND);
+  in = ct_rgba_frame_at (rgba, W, H, 300 * GST_MSECOND);
   add_roi (in, 1, 6, 5, 20, 16, G_TYPE_DOUBLE, 0.0);
   out = ct_push_pull (h, in);
   fail_unless_equals_int (max_diff (out, with), 0);
   gst_buffer_unref (out);
-  out = ct_push_pull (h, frame_at (rgba, 400 * GST_MSECOND));
+  out = ct_push_pull (h, ct_rgba_frame_at (rgba, W, H, 400 * GST_MSECOND));
   fail_unless_equals_int (max_diff (out, uniform), 0);
   gst_buffer_unref (out);
 
@@ -258,7 +242,7 @@ GST_START_TEST (test_control_and_qos)
     guint8 *want = ref_upscale (ref, rgba, (gfloat) base[i], &r, 1, 2.0f);
 
     g_object_set (h->element, "roi-timestep", roi[i], NULL);
-    in = frame_at (rgba, i * d);
+    in = ct_rgba_frame_at (rgba, W, H, i * d);
     add_roi (in, 1, 10, 8, 16, 12, G_TYPE_NONE, 0);
     out = ct_push_pull (h, in);
     fail_unless_equals_int (max_diff (out, want), 0);
@@ -270,7 +254,7 @@ GST_START_TEST (test_control_and_qos)
    * other regions) comes out right */
   gst_harness_push_upstream_event (h, gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 2.0, 0,
           10 * GST_SECOND));
-  in = frame_at (rgba, 5 * GST_SECOND);
+  in = ct_rgba_frame_at (rgba, W, H, 5 * GST_SECOND);
   add_roi (in, 1, 0, 0, 20, 20, G_TYPE_DOUBLE, 0.0);
   fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
   fail_unless_equals_int (gst_harness_buffers_in_queue (h), 0);
@@ -278,7 +262,7 @@ GST_START_TEST (test_control_and_qos)
     const ctsr_timestep_region r = { 20, 12, 20, 20, 0.0f };
     guint8 *want = ref_upscale (ref, rgba, 1.0f, &r, 1, 2.0f);
 
-    in = frame_at (rgba, 20 * GST_SECOND);
+    in = ct_rgba_frame_at (rgba, W, H, 20 * GST_SECOND);
     add_roi (in, 1, 20, 12, 30, 30, G_TYPE_DOUBLE, 0.0);
     out = ct_push_pull (h, in);
     fail_unless_equals_int (max_diff (out, want), 0);
