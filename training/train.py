@@ -130,6 +130,7 @@ def make_batch(D, step, a, rank=0, world=1):
     dim = (3 if a.real == "swd" else 1) * a.swd_k * a.swd_k
     dirs = distill.random_dirs(a.swd_dirs, dim, g)
     mine = list(range(rank, a.batch, world))
+    eq = make_eq(D, g, a, rank, world) if a.w_eq > 0 and a.loss not in distill.PRETRAIN else None
 
     def take(x):  # x: uint8 [..., N, 3, H, W] -> float [..., b, 3, h, w] of this rank's crops
         f = x.shape[-1] // p  # 1 for LR, 2 for HR and teachers
@@ -148,7 +149,47 @@ def make_batch(D, step, a, rank=0, world=1):
     t = torch.cat([ta[mine], tb[mine]])
     pair = (torch.arange(b), torch.arange(b, 2 * b))
     return dict(lr=two(lr), hr=two(hr), fid=[two(f) for f in fid], real=[two(r) for r in real],
-                t=t, pair=pair, dirs=dirs, idx=idx[mine])
+                t=t, pair=pair, dirs=dirs, idx=idx[mine], eq=eq)
+
+
+EQ_SHIFTS = ((0, 1), (1, 0), (1, 1))
+
+
+def make_eq(D, g, a, rank=0, world=1):
+    """The temporal-stability crops (distill.shift_consistency): --eq-batch clean HR crops of
+    2 crop + 1 px, each seen at offset 0 and moved by an odd shift, both halved (antialiased
+    bicubic, 8-bit), with independent --eq-noise; drawn after every other draw of the step, so
+    runs without the term take exactly the batches they took before it existed."""
+    from teachers import downscale_half
+    n = a.eq_batch
+    idx = torch.randint(D["n"], (n,), generator=g)
+    aug = torch.randint(8, (n,), generator=g)
+    c = min(a.crop or D["lr"].shape[-1], D["lr"].shape[-1])  # the main batch's crop size
+    ph = D["hr"].shape[-1]
+    if 2 * c + 1 > ph:
+        raise SystemExit(f"--w-eq needs --crop below the cache's LR patch size "
+                         f"({D['lr'].shape[-1]} px)")
+    off = torch.randint(ph - (2 * c + 1) + 1, (n, 2), generator=g)
+    which = torch.randint(len(EQ_SHIFTS), (n,), generator=g)
+    t = sample_t(n, g, a.p_end)
+    noise = torch.randn(2, n, 3, c, c, generator=g) * (a.eq_noise / 255.0)
+    mine = list(range(rank, n, world))
+    ha, hb, shifts = [], [], []
+    for i in mine:
+        y0, x0 = int(off[i, 0]), int(off[i, 1])
+        crop = dihedral(D["hr"][int(idx[i]), :, y0:y0 + 2 * c + 1, x0:x0 + 2 * c + 1],
+                        int(aug[i])).float() / 255.0
+        dy, dx = EQ_SHIFTS[int(which[i])]
+        ha.append(crop[:, :2 * c, :2 * c])
+        hb.append(crop[:, dy:dy + 2 * c, dx:dx + 2 * c])
+        shifts.append((dy, dx))
+
+    def lr(hr, nz):
+        x = (downscale_half(torch.stack(hr)) + nz).clamp(0, 1)
+        return torch.round(x * 255.0) / 255.0
+
+    return dict(lr=torch.cat([lr(ha, noise[0, mine]), lr(hb, noise[1, mine])]),
+                t=torch.cat([t[mine], t[mine]]), shifts=shifts)
 
 
 # ----------------------------------------------------------------------------- model, schedule
@@ -347,6 +388,12 @@ def parse(argv=None):
     ap.add_argument("--w-rp", type=float, default=0.1)
     ap.add_argument("--w-ft", type=float, default=0.25)
     ap.add_argument("--w-cons", type=float, default=0.1)
+    ap.add_argument("--w-eq", type=float, default=0.0,
+                    help="weight of the temporal-stability term (distill.shift_consistency)")
+    ap.add_argument("--eq-batch", type=int, default=4, help="crop pairs per step for --w-eq")
+    ap.add_argument("--eq-noise", type=float, default=2.0,
+                    help="std of the independent noise on each crop of a pair (8-bit levels)")
+    ap.add_argument("--eq-margin", type=int, default=8, help="output pixels left out at borders")
     ap.add_argument("--w-hr-real", type=float, default=1.0,
                     help="weight of the truth's detail as a realness (SWD) reference")
     ap.add_argument("--block", type=int, default=4,
@@ -452,10 +499,23 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a) * g["lr_mult"]
         model.train()
-        s = net(B["lr"].to(device), B["t"].to(device))
+        eq = B.get("eq")
+        if eq is None:
+            s = net(B["lr"].to(device), B["t"].to(device))
+        else:  # one forward for both, so that DDP sees one graph
+            n_main = B["lr"].shape[0]
+            s_all = net(torch.cat([B["lr"], eq["lr"]]).to(device),
+                        torch.cat([B["t"], eq["t"]]).to(device))
+            s, s_eq = s_all[:n_main], s_all[n_main:]
         total, terms = loss_fn(s, B["t"].to(device), B["hr"].to(device),
                                [f.to(device) for f in B["fid"]], [r.to(device) for r in B["real"]],
                                REAL_WEIGHTS, B["dirs"].to(device), B["pair"], w)
+        if eq is not None:
+            ne = len(eq["shifts"])
+            l_eq = distill.shift_consistency(s_eq[:ne], s_eq[ne:], eq["shifts"],
+                                             a.eq_margin).mean()
+            total = total + a.w_eq * l_eq
+            terms = dict(terms, eq=float(l_eq), total=float(total))
         opt.zero_grad(set_to_none=True)
         total.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)

@@ -132,3 +132,18 @@ def test_pretraining_losses():
         assert float(f(y, torch.zeros(2), y, [], [], [], None)[0]) == 0.0
         assert torch.allclose(f(s, torch.ones(2), y, [], [], [], None)[0], ref)
     assert set(Dl.PRETRAIN) <= set(Dl.LOSSES)
+
+
+def test_shift_consistency_compares_the_moved_pixels():
+    """sb moved by d against sa: zero when sb really is sa moved by d, whatever the borders
+    hold; positive for another shift; per example."""
+    g = torch.Generator().manual_seed(3)
+    scene = torch.rand(2, 3, 40, 40, generator=g)
+    sa = scene[:, :, :32, :32]
+    sb = torch.stack([scene[0, :, 1:33, 0:32], scene[1, :, 1:33, 1:33]])  # d = (1, 0), (1, 1)
+    sb = sb.clone()
+    sb[:, :, :, -2:] = 5.0  # border garbage, inside the margin
+    l = Dl.shift_consistency(sa, sb, [(1, 0), (1, 1)], margin=3)
+    assert l.shape == (2,) and float(l.abs().max()) == 0.0
+    wrong = Dl.shift_consistency(sa, sb, [(0, 1), (1, 0)], margin=3)
+    assert float(wrong.min()) > 0.05

@@ -14,6 +14,7 @@ import torch
 import cache as C
 import data as D
 import train
+from ctsr import distill as Dl
 from ctsr import safetensors_io
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,3 +172,38 @@ def test_l1_on_truth_only_cache(tmp_path):
         assert len(log_rows(tmp_path / loss)) == 5
     with pytest.raises(SystemExit, match="cache lacks teachers"):
         train.main(args(str(out), tmp_path / "ctsr"))
+
+
+def test_eq_crops_are_the_same_scene_moved(stub_cache, tmp_path):
+    """--w-eq: each pair is one HR crop halved at offset 0 and moved by an odd shift; without
+    noise and away from the borders the two LR crops hold the same scene half an LR pixel
+    apart, so an equivariant upscaler (bicubic) scores a small L_eq and a frozen output a large
+    one. The term leaves the main batch's draws unchanged, is logged, and resumes exactly."""
+    D = train.load_data(train.list_shards([stub_cache]))
+    a0 = train.parse(args(stub_cache, tmp_path, "--crop", "24"))
+    a = train.parse(args(stub_cache, tmp_path, "--crop", "24", "--w-eq", "1", "--eq-batch", "3",
+                         "--eq-noise", "0"))
+    b0, b = train.make_batch(D, 7, a0), train.make_batch(D, 7, a)
+    assert b0["eq"] is None
+    for k in ("lr", "hr", "t"):
+        assert torch.equal(b0[k], b[k]), k
+    eq = b["eq"]
+    assert eq["lr"].shape == (6, 3, 24, 24) and eq["t"].shape == (6,)
+    assert torch.equal(eq["t"][:3], eq["t"][3:])
+    assert all(s in train.EQ_SHIFTS for s in eq["shifts"])
+    up = torch.nn.functional.interpolate(eq["lr"], scale_factor=2, mode="bicubic",
+                                         align_corners=False)
+    moved = Dl.shift_consistency(up[:3], up[3:], eq["shifts"], margin=6)
+    frozen = Dl.shift_consistency(up[:3], up[:3], eq["shifts"], margin=6)
+    assert bool((moved < 0.5 * frozen).all()), (moved, frozen)
+    # the term in a run: logged, and a resumed run takes the same steps
+    r1, r2 = tmp_path / "eq1", tmp_path / "eq2"
+    extra = ("--crop", "24", "--w-eq", "1", "--eq-batch", "2")
+    assert train.main(args(stub_cache, r1, *extra)) == 0
+    assert train.main(args(stub_cache, r2, *extra, "--stop-at", "2")) == 0
+    assert train.main(args(stub_cache, r2, *extra)) == 0
+    ra, rb = log_rows(r1), log_rows(r2)
+    assert "eq" in ra[0] and float(ra[1][ra[0].index("eq")]) > 0
+    assert [r[ra[0].index("total")] for r in ra[1:]] == [r[rb[0].index("total")] for r in rb[1:]]
+    with pytest.raises(SystemExit, match="--w-eq needs --crop"):
+        train.make_batch(D, 0, train.parse(args(stub_cache, tmp_path, "--w-eq", "1")))

@@ -58,6 +58,20 @@ truth orders the methods as set NIQE does: x4plus 0.052 / 0.034 (NIQE 2.50 / 2.5
 / 0.049 (3.63 / 3.76), bicubic and waifu2x 0.093-0.094 / 0.059-0.060 (5.3-5.5 / 4.7-5.1); the
 shipped nss-trained student moved neither it nor nss_swd between t = 0 and t = 1.
 
+Temporal stability (`shift_consistency`, train.py --w-eq): video moves by fractions of a pixel
+between frames, and a student whose invented detail depends on the sampling phase of its input
+shimmers (measured: the moments-trained ctsr-x2 at t = 1 flickers at 10.0 levels on the pan
+clip of training/ctsr_eval.py, x4plus at 5.1, bicubic at 4.0). With H a clean HR crop, T_d the
+shift by d HR pixels (d in {(0, 1), (1, 0), (1, 1)}: odd, so half an LR pixel), D the
+antialiased bicubic x0.5 and n_a, n_b independent noise of --eq-noise levels,
+
+    L_eq = |M (S(D H + n_a, t) - T_d^-1 S(D T_d H + n_b, t))|_1
+
+on the output pixels M at least --eq-margin from the borders, at a timestep t drawn as for the
+main batch: the output must move with its input (shift equivariance across sub-pixel phases)
+and not with the noise. It acts on the whole output at every t; it asks for detail that is a
+function of the scene, not of where the pixel grid falls on it.
+
 The naive ablation (`naive_loss`) uses the same terms on whole images, without the
 decomposition or the consistency term: (1 - t) times the fidelity terms plus t times the
 realness terms.
@@ -297,6 +311,20 @@ def l2_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     l_fid = ((s - y) ** 2).flatten(1).mean(1)
     total = l_fid.mean()
     return total, dict(fid=float(total), total=float(total))
+
+
+def shift_consistency(sa, sb, shifts, margin=8):
+    """L_eq of the module docstring, per example. sa: the outputs for H, sb: for T_d H (the
+    crop moved by d = (dy, dx) >= 0 HR pixels, so sb[y, x] should equal sa[y + dy, x + dx]);
+    shifts: one (dy, dx) per example. Compared on the pixels at least `margin` from the
+    borders of both."""
+    h, w = sa.shape[-2:]
+    out = []
+    for i, (dy, dx) in enumerate(shifts):
+        a = sa[i, :, margin + dy:h - margin, margin + dx:w - margin]
+        b = sb[i, :, margin:h - margin - dy, margin:w - margin - dx]
+        out.append((a - b).abs().mean())
+    return torch.stack(out)
 
 
 LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss, "l2": l2_loss}
