@@ -1,4 +1,11 @@
-/* libctsr internal: the context and what net.c shares with ops.c. */
+/* libctsr internal: the context, and what its units share. Along the data path:
+ *   graph.c    the network as a list of dispatches: shaders, pipelines, weight packing,
+ *              descriptor sets
+ *   run.c      one frame through the network: tile buffers, tiles, recording, submission
+ *   profile.c  timestamps per dispatch (ctsr_set_profiling)
+ *   frame.c    frame I/O: RGBA8, float RGB, YUV 4:2:0 (checks, frame buffers, copies)
+ *   context.c  the context and its getters and setters; model loading and warm-up
+ * (ops.c, test support, runs one shader on host arrays.) */
 #ifndef CTSR_INTERNAL_H
 #define CTSR_INTERNAL_H
 
@@ -22,6 +29,7 @@ enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1, FMT_I420 = 2, FMT_NV12 = 3, FMT_COUNT };
 #define MAX_PIPES 48
 #define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
 #define DEFAULT_BUDGET ((size_t)256 << 20)
+#define MAX_FRAME_EDGE 16384 /* frames and timestep maps: pixels a side at most */
 
 typedef struct pipe_entry {
     int kind;
@@ -113,5 +121,32 @@ typedef struct wpack {
 } wpack;
 /* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % 8][ic % 4]; bias padded to 8 */
 int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff);
+
+/* ---- graph.c ---- */
+/* Index in ctx->pipes of the pipeline of shader `kind` (K_*) with specialization constants
+ * spec[0..nspec-1] (created at the first request), or a negative CTSR_E_* code. */
+int ctsr_get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
+                  size_t errlen);
+/* The dispatch list, pipelines, weights buffer and FiLM buffer of ctx->model. */
+int ctsr_build_network(ctsr_context *ctx, char *err, size_t errlen);
+/* Receptive radius of the network in input pixels, rounded up to the window. */
+int ctsr_network_overlap(const ctsr_config *c);
+/* One descriptor set per dispatch (written by ctsr_write_descriptors). */
+int ctsr_alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen);
+/* Points every descriptor set at the current buffers (after any buffer reallocation). */
+void ctsr_write_descriptors(ctsr_context *ctx);
+
+/* ---- run.c ---- */
+/* Runs the network over a w x h frame of format fmt (FMT_*) already in B_FRAME_IN; the
+ * result in B_FRAME_OUT. */
+int ctsr_run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t errlen);
+
+/* ---- profile.c ---- */
+/* Query pool and kinds for n timestamps. */
+int ctsr_profile_reserve(ctsr_context *ctx, uint32_t n, char *err, size_t errlen);
+/* Records a timestamp closing a dispatch of `kind` (K_*; K_COUNT: the frame's start). */
+void ctsr_profile_mark(ctsr_context *ctx, int kind);
+/* Reads the frame's timestamps into ctx->profile. */
+int ctsr_profile_read(ctsr_context *ctx, int ntiles, char *err, size_t errlen);
 
 #endif

@@ -124,14 +124,12 @@ int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen)
     return (int)n;
 }
 
-int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_t errlen)
+/* Picks vk->phys and vk->queue_family: device_index, or (-1) the best ranked device with
+ * Vulkan 1.1 compute. */
+static int pick_device(ctsr_vk *vk, int device_index, char *err, size_t errlen)
 {
     int ret = 0;
     VkPhysicalDevice *devs = NULL;
-    memset(vk, 0, sizeof *vk);
-    if ((ret = create_instance(&vk->instance, validation, err, errlen)))
-        return ret;
-
     uint32_t n = 0;
     VK_CHECK(vkEnumeratePhysicalDevices(vk->instance, &n, NULL));
     if (n == 0) {
@@ -142,6 +140,7 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     }
     devs = calloc(n, sizeof *devs);
     if (!devs) {
+        ctsr_seterr(err, errlen, "out of memory");
         ret = CTSR_E_NOMEM;
         goto fail;
     }
@@ -179,10 +178,14 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
             goto fail;
         }
     }
-    vkGetPhysicalDeviceProperties(vk->phys, &vk->props);
-    vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->mem_props);
-    vk->is_cpu = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+fail:
+    free(devs);
+    return ret;
+}
 
+/* Subgroup shuffle, fp16 storage and 8-bit storage of vk->phys (what the shaders can use). */
+static void query_features(ctsr_vk *vk)
+{
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
@@ -226,6 +229,12 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     vk->fp16_storage = s16.storageBuffer16BitAccess && s16.pNext && f16.shaderFloat16;
     vk->storage8 = s8_known && s8.storageBuffer8BitAccess && !getenv("CTSR_NO_SHADER_YUV");
 
+}
+
+/* The logical device and its queue, with exactly the features query_features found. */
+static int create_device(ctsr_vk *vk, char *err, size_t errlen)
+{
+    int ret = 0;
     /* enable exactly what we use */
     VkPhysicalDeviceShaderFloat16Int8Features f16_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
@@ -257,6 +266,14 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     VK_CHECK(vkCreateDevice(vk->phys, &dci, NULL, &vk->dev));
     vkGetDeviceQueue(vk->dev, vk->queue_family, 0, &vk->queue);
 
+fail:
+    return ret;
+}
+
+/* Command pool and buffer, fence, descriptor set layout and pipeline layout. */
+static int create_layouts(ctsr_vk *vk, char *err, size_t errlen)
+{
+    int ret = 0;
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                    .queueFamilyIndex = vk->queue_family};
@@ -290,11 +307,27 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
                                      .pushConstantRangeCount = 1,
                                      .pPushConstantRanges = &pcr};
     VK_CHECK(vkCreatePipelineLayout(vk->dev, &pl, NULL, &vk->pipe_layout));
-    free(devs);
+fail:
+    return ret;
+}
+
+int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_t errlen)
+{
+    int ret = 0;
+    memset(vk, 0, sizeof *vk);
+    if ((ret = create_instance(&vk->instance, validation, err, errlen)))
+        return ret;
+    if ((ret = pick_device(vk, device_index, err, errlen)))
+        goto fail;
+    vkGetPhysicalDeviceProperties(vk->phys, &vk->props);
+    vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->mem_props);
+    vk->is_cpu = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    query_features(vk);
+    if ((ret = create_device(vk, err, errlen)) || (ret = create_layouts(vk, err, errlen)))
+        goto fail;
     return 0;
 
 fail:
-    free(devs);
     ctsr_vk_destroy(vk);
     return ret;
 }

@@ -749,6 +749,62 @@ gst_ctsr_upscale_update_map_locked (GstCtsrUpscale * self, GstBuffer * buf, gint
   return rc;
 }
 
+/* I420 / NV12 planes through libctsr's shaders (ctsr_process_yuv); engine_lock held */
+static gint
+gst_ctsr_upscale_process_yuv_locked (GstCtsrUpscale * self, GstVideoFrame * in_frame,
+    GstVideoFrame * out_frame, gchar * err, gsize errlen)
+{
+  const gint w = GST_VIDEO_FRAME_WIDTH (in_frame), h = GST_VIDEO_FRAME_HEIGHT (in_frame);
+  const ctsr_yuv in_yuv = gst_ctsr_upscale_yuv (&self->in_conv);
+  const ctsr_yuv out_yuv = gst_ctsr_upscale_yuv (&self->out_conv);
+  const guint8 *in_planes[3] = { NULL, NULL, NULL };
+  guint8 *out_planes[3] = { NULL, NULL, NULL };
+  gsize in_strides[3] = { 0, 0, 0 }, out_strides[3] = { 0, 0, 0 };
+  guint p;
+
+  for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (in_frame) && p < 3; p++) {
+    in_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (in_frame, p);
+    in_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, p);
+  }
+  for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (out_frame) && p < 3; p++) {
+    out_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (out_frame, p);
+    out_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, p);
+  }
+  return ctsr_process_yuv (self->ctx, &in_yuv, in_planes, in_strides, w, h, &out_yuv,
+      out_planes, out_strides, err, errlen);
+}
+
+/* RGBA in and out directly where the layout allows it, else through scratch frames (YUV
+ * converted on the host when the device cannot do it in shaders): the input side and
+ * ctsr_process_rgba8; the caller converts out_rgba into out_frame when the output is not
+ * direct. engine_lock held. */
+static gint
+gst_ctsr_upscale_process_rgba_locked (GstCtsrUpscale * self, GstVideoFrame * in_frame,
+    GstVideoFrame * out_frame, gchar * err, gsize errlen)
+{
+  const gint w = GST_VIDEO_FRAME_WIDTH (in_frame), h = GST_VIDEO_FRAME_HEIGHT (in_frame);
+  const guint8 *src;
+  guint8 *dst;
+  gsize src_stride, dst_stride;
+
+  if (self->in_conv.direct) {
+    src = GST_VIDEO_FRAME_PLANE_DATA (in_frame, 0);
+    src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, 0);
+  } else {
+    gst_ctsr_convert_to_rgba (&self->in_conv, in_frame, self->in_rgba, self->in_rgba_stride);
+    src = self->in_rgba;
+    src_stride = self->in_rgba_stride;
+  }
+  if (self->out_conv.direct) {
+    dst = GST_VIDEO_FRAME_PLANE_DATA (out_frame, 0);
+    dst_stride = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, 0);
+  } else {
+    dst = self->out_rgba;
+    dst_stride = self->out_rgba_stride;
+  }
+  return ctsr_process_rgba8 (self->ctx, src, w, h, src_stride, dst, dst_stride, err, errlen);
+}
+
 static GstFlowReturn
 gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_frame,
     GstVideoFrame * out_frame)
@@ -757,9 +813,6 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
   GstBaseTransform *trans = GST_BASE_TRANSFORM (filter);
   const gint w = GST_VIDEO_FRAME_WIDTH (in_frame), h = GST_VIDEO_FRAME_HEIGHT (in_frame);
   GstClockTime stream_time;
-  const guint8 *src;
-  guint8 *dst;
-  gsize src_stride, dst_stride;
   gchar err[512] = "";
   gboolean tile_changed;
   gint tile_size, rc;
@@ -810,50 +863,16 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
 
   /* I420 / NV12: converted in libctsr's shaders where the device can */
   if (self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx)) {
-    const ctsr_yuv in_yuv = gst_ctsr_upscale_yuv (&self->in_conv);
-    const ctsr_yuv out_yuv = gst_ctsr_upscale_yuv (&self->out_conv);
-    const guint8 *in_planes[3] = { NULL, NULL, NULL };
-    guint8 *out_planes[3] = { NULL, NULL, NULL };
-    gsize in_strides[3] = { 0, 0, 0 }, out_strides[3] = { 0, 0, 0 };
-    guint p;
-
-    for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (in_frame) && p < 3; p++) {
-      in_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (in_frame, p);
-      in_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, p);
-    }
-    for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (out_frame) && p < 3; p++) {
-      out_planes[p] = GST_VIDEO_FRAME_PLANE_DATA (out_frame, p);
-      out_strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, p);
-    }
     GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f (YUV in shaders)", w, h, t);
-    rc = ctsr_process_yuv (self->ctx, &in_yuv, in_planes, in_strides, w, h, &out_yuv,
-        out_planes, out_strides, err, sizeof err);
+    rc = gst_ctsr_upscale_process_yuv_locked (self, in_frame, out_frame, err, sizeof err);
     if (rc)
       goto process_failed;
     g_mutex_unlock (&self->engine_lock);
     return GST_FLOW_OK;
   }
 
-  /* RGBA in and out directly where the layout allows it, else through scratch frames
-   * (YUV converted on the host when the device cannot do it in shaders) */
-  if (self->in_conv.direct) {
-    src = GST_VIDEO_FRAME_PLANE_DATA (in_frame, 0);
-    src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (in_frame, 0);
-  } else {
-    gst_ctsr_convert_to_rgba (&self->in_conv, in_frame, self->in_rgba, self->in_rgba_stride);
-    src = self->in_rgba;
-    src_stride = self->in_rgba_stride;
-  }
-  if (self->out_conv.direct) {
-    dst = GST_VIDEO_FRAME_PLANE_DATA (out_frame, 0);
-    dst_stride = GST_VIDEO_FRAME_PLANE_STRIDE (out_frame, 0);
-  } else {
-    dst = self->out_rgba;
-    dst_stride = self->out_rgba_stride;
-  }
-
   GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f", w, h, t);
-  rc = ctsr_process_rgba8 (self->ctx, src, w, h, src_stride, dst, dst_stride, err, sizeof err);
+  rc = gst_ctsr_upscale_process_rgba_locked (self, in_frame, out_frame, err, sizeof err);
   if (rc)
     goto process_failed;
   g_mutex_unlock (&self->engine_lock);
