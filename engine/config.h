@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctsr-abi.h"
+
 #define CTSR_MAX_BLOCKS 32
 /* limits of a config this library accepts (bounds on untrusted input) */
 #define CTSR_MAX_CHANNELS 256
@@ -15,7 +17,7 @@
 #define CTSR_MAX_HEADS 64
 #define CTSR_MAX_TEMB_SCALE 1e6
 
-enum { CTSR_ACT_NONE = 0, CTSR_ACT_RELU = 1, CTSR_ACT_LRELU = 2, CTSR_ACT_SILU = 3, CTSR_ACT_GELU = 4 };
+/* activations: CTSR_ACT_* (ctsr-abi.h, shared with the shaders) */
 
 typedef struct ctsr_config {
     int scale;       /* 2, 3 or 4 */

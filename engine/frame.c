@@ -128,7 +128,7 @@ int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_
     uint8_t *fin = ctx->buf[B_FRAME_IN].map;
     for (int y = 0; y < h; y++)
         memcpy(fin + (size_t)y * w * 4, in + y * in_stride, (size_t)w * 4);
-    if ((ret = ctsr_run_frame(ctx, w, h, FMT_RGBA8, err, errlen)))
+    if ((ret = ctsr_run_frame(ctx, w, h, CTSR_FMT_RGBA8, err, errlen)))
         return ret;
     const uint8_t *fout = ctx->buf[B_FRAME_OUT].map;
     for (int y = 0; y < h * S; y++)
@@ -147,7 +147,7 @@ int ctsr_process_rgb_f32(ctsr_context *ctx, const float *in, int w, int h, float
                                     errlen)))
         return ret;
     memcpy(ctx->buf[B_FRAME_IN].map, in, (size_t)w * h * 12);
-    if ((ret = ctsr_run_frame(ctx, w, h, FMT_RGB_F32, err, errlen)))
+    if ((ret = ctsr_run_frame(ctx, w, h, CTSR_FMT_RGB_F32, err, errlen)))
         return ret;
     memcpy(out, ctx->buf[B_FRAME_OUT].map, (size_t)w * h * S * S * 12);
     return 0;
@@ -239,7 +239,7 @@ int ctsr_process_yuv(ctsr_context *ctx, const ctsr_yuv *in_fmt, const uint8_t *c
                1, "input", err, errlen);
     ctx->yuv_in = *in_fmt;
     ctx->yuv_out = *out_fmt;
-    if ((ret = ctsr_run_frame(ctx, w, h, in_fmt->format == CTSR_YUV_I420 ? FMT_I420 : FMT_NV12, err,
+    if ((ret = ctsr_run_frame(ctx, w, h, in_fmt->format == CTSR_YUV_I420 ? CTSR_FMT_I420 : CTSR_FMT_NV12, err,
                          errlen)))
         return ret;
     yuv_planes(out_fmt, ctx->buf[B_FRAME_OUT].map, out_planes, out_strides, W, H, 0, "output",

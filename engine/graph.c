@@ -102,9 +102,9 @@ static int pack_vec(wpack *p, const float *v, int n)
 }
 
 int ctsr_get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
-                    size_t errlen)
+                  size_t errlen)
 {
-    int32_t s[8] = {0};
+    int32_t s[CTSR_MAX_SPEC] = {0};
     memcpy(s, spec, (size_t)nspec * sizeof *spec);
     for (int i = 0; i < ctx->npipes; i++)
         if (ctx->pipes[i].kind == kind && !memcmp(ctx->pipes[i].spec, s, sizeof s))
@@ -116,25 +116,57 @@ int ctsr_get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, c
     pipe_entry *e = &ctx->pipes[ctx->npipes];
     e->kind = kind;
     memcpy(e->spec, s, sizeof s);
-    int ret = ctx->fp16 ? ctsr_vk_pipeline(&ctx->vk, ctsr_shaders[kind].spv16, ctsr_shaders[kind].size16,
-                                           s, nspec, &e->pipe, err, errlen)
-                        : ctsr_vk_pipeline(&ctx->vk, ctsr_shaders[kind].spv32, ctsr_shaders[kind].size32,
-                                           s, nspec, &e->pipe, err, errlen);
+    const ctsr_shader_code *sc = &ctsr_shaders[kind];
+    int ret = ctsr_vk_pipeline(&ctx->vk, ctx->fp16 ? sc->spv16 : sc->spv32,
+                               ctx->fp16 ? sc->size16 : sc->size32, s, nspec, &e->pipe, err,
+                               errlen);
     if (ret)
         return ret;
     return ctx->npipes++;
 }
 
-static dispatch *add(ctsr_context *ctx, int kind, int in, int out, int b2, int b3)
+int ctsr_get_op_pipe(ctsr_context *ctx, const ctsr_op *op, char *err, size_t errlen)
+{
+    int32_t spec[CTSR_MAX_SPEC];
+    int n;
+    const int shader = ctsr_op_specialize(ctx, op, spec, &n);
+    return ctsr_get_pipe(ctx, shader, spec, n, err, errlen);
+}
+
+/* Appends a dispatch of op reading binding 0 (in), writing binding 1 (out), with bindings
+ * 2 and 3; its pipeline unless the kind has one per frame format. */
+static int add(ctsr_context *ctx, const ctsr_op *op, int in, int out, int b2, int b3,
+               dispatch **dp, char *err, size_t errlen)
 {
     dispatch *d = &ctx->d[ctx->nd++];
     memset(d, 0, sizeof *d);
-    d->kind = kind;
+    d->op = *op;
     d->bind[0] = in;
     d->bind[1] = out;
     d->bind[2] = b2;
     d->bind[3] = b3;
-    return d;
+    d->pipe_tmap = -1;
+    if (dp)
+        *dp = d;
+    if (op->kind == K_UNPACK || op->kind == K_OUTPUT)
+        return 0;
+    return (d->pipe[0] = ctsr_get_op_pipe(ctx, op, err, errlen)) < 0 ? d->pipe[0] : 0;
+}
+
+/* unpack (frame -> IMG) and output (T1 + IMG -> frame): a pipeline per frame format (RGBA8,
+ * float RGB; I420 and NV12 with 8-bit storage) */
+static int add_frame_op(ctsr_context *ctx, ctsr_op *op, int in, int out, int b2, char *err,
+                        size_t errlen)
+{
+    dispatch *d;
+    int ret = add(ctx, op, in, out, b2, B_WEIGHTS, &d, err, errlen);
+    const int nfmt = ctx->vk.storage8 ? CTSR_FMT_COUNT : CTSR_FMT_I420;
+    for (int f = 0; !ret && f < nfmt; f++) {
+        op->fmt = f;
+        if ((d->pipe[f] = ctsr_get_op_pipe(ctx, op, err, errlen)) < 0)
+            ret = d->pipe[f];
+    }
+    return ret;
 }
 
 static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, int out, int act,
@@ -145,21 +177,13 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
         ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
     }
-    int32_t spec[7] = {ctx->wg_conv, c4(l->cin), c4(l->cout), l->k, act, mode,
-                       ctx->vk.subgroup_shuffle};
-    int pi = ctsr_get_pipe(ctx, conv_shader(l->k, ctx->vk.subgroup_shuffle), spec, 7, err, errlen);
-    if (pi < 0)
-        return pi;
-    dispatch *d = add(ctx, K_CONV, in, out, B_WEIGHTS, B_FILM);
-    d->pipe[0] = pi;
-    d->pc[0] = woff;
-    d->pc[1] = boff;
-    d->pc[2] = film_off;
-    d->groups_z = cdiv(l->cout, 8);
+    const ctsr_op op = {.kind = K_CONV, .cin = l->cin, .cout = l->cout, .k = l->k, .act = act,
+                        .mode = mode, .woff = woff, .boff = boff, .foff = film_off};
+    dispatch *d;
+    int ret = add(ctx, &op, in, out, B_WEIGHTS, B_FILM, &d, err, errlen);
     d->macs_per_px = (double)l->cout * l->cin * l->k * l->k;
-    d->film = mode == 1;
-    d->pipe_tmap = -1;
-    return 0;
+    d->film = mode == CTSR_CONV_FILM;
+    return ret;
 }
 
 static int add_ln(ctsr_context *ctx, wpack *p, const float *g, const float *b, int c, int in,
@@ -170,15 +194,49 @@ static int add_ln(ctsr_context *ctx, wpack *p, const float *g, const float *b, i
         ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
     }
-    int32_t spec[2] = {ctx->wg, c4(c)};
-    int pi = ctsr_get_pipe(ctx, K_LN, spec, 2, err, errlen);
-    if (pi < 0)
-        return pi;
-    dispatch *d = add(ctx, K_LN, in, out, B_WEIGHTS, B_WEIGHTS);
-    d->pipe[0] = pi;
-    d->pc[0] = go;
-    d->pc[1] = bo;
-    return 0;
+    const ctsr_op op = {.kind = K_LN, .c = c, .woff = go, .boff = bo};
+    return add(ctx, &op, in, out, B_WEIGHTS, B_WEIGHTS, NULL, err, errlen);
+}
+
+/* the attention and MLP halves of an attention block */
+static int add_attention(ctsr_context *ctx, wpack *p, const ctsr_block *bl, char *err,
+                         size_t errlen)
+{
+    const ctsr_config *c = &ctx->model->cfg;
+    const int C = c->channels;
+    const ctsr_op wattn = {.kind = K_WATTN, .c = C, .heads = c->heads, .win = c->window};
+    int ret;
+    if ((ret = add_ln(ctx, p, bl->ln1_w, bl->ln1_b, C, B_X, B_T2, err, errlen)) ||
+        (ret = add_conv(ctx, p, &bl->qkv, B_T2, B_T1, CTSR_ACT_NONE, CTSR_CONV_ACT, 0, err,
+                        errlen)) ||
+        (ret = add(ctx, &wattn, B_T1, B_T2, B_WEIGHTS, B_WEIGHTS, NULL, err, errlen)) ||
+        (ret = add_conv(ctx, p, &bl->proj, B_T2, B_X, CTSR_ACT_NONE, CTSR_CONV_RESIDUAL, 0, err,
+                        errlen)) ||
+        (ret = add_ln(ctx, p, bl->ln2_w, bl->ln2_b, C, B_X, B_T2, err, errlen)) ||
+        (ret = add_conv(ctx, p, &bl->mlp1, B_T2, B_T1, CTSR_ACT_GELU, CTSR_CONV_ACT, 0, err,
+                        errlen)))
+        return ret;
+    return add_conv(ctx, p, &bl->mlp2, B_T1, B_X, CTSR_ACT_NONE, CTSR_CONV_RESIDUAL, 0, err,
+                    errlen);
+}
+
+/* the packed weights as B_WEIGHTS (device local, vec4 texels too), and B_FILM */
+static int upload_weights(ctsr_context *ctx, const wpack *p, char *err, size_t errlen)
+{
+    const ctsr_config *c = &ctx->model->cfg;
+    const size_t film_bytes = sizeof(float) * 2 * c->channels * c->blocks;
+    int ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_WEIGHTS], p->n * sizeof(float), 0, err,
+                                    errlen);
+    if (!ret)
+        ret = ctsr_vk_upload(&ctx->vk, &ctx->buf[B_WEIGHTS], p->w, p->n * sizeof(float), err,
+                             errlen);
+    if (!ret)
+        ret = ctsr_vk_buffer_view(&ctx->vk, &ctx->buf[B_WEIGHTS], 0, err, errlen);
+    if (!ret)
+        ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_FILM], film_bytes, 1, err, errlen);
+    if (!ret) /* 2 * C * blocks floats: whole texels (C is a multiple of 4) */
+        ret = ctsr_vk_buffer_view_part(&ctx->vk, &ctx->buf[B_FILM], film_bytes, err, errlen);
+    return ret;
 }
 
 #define TRY(x)                                                                                 \
@@ -191,69 +249,29 @@ int ctsr_build_network(ctsr_context *ctx, char *err, size_t errlen)
 {
     const ctsr_model *m = ctx->model;
     const ctsr_config *c = &m->cfg;
-    const int C = c->channels;
     wpack p = {0};
     int ret = 0;
     ctx->nd = 0;
 
-    /* unpack: frame -> IMG (RGBA8, float RGB; I420 and NV12 with 8-bit storage) */
-    const int nfmt = ctx->vk.storage8 ? FMT_COUNT : FMT_I420;
-    {
-        dispatch *d = add(ctx, K_UNPACK, B_FRAME_IN, B_IMG, B_WEIGHTS, B_WEIGHTS);
-        for (int f = 0; f < nfmt; f++) {
-            int32_t spec[2] = {ctx->wg, f};
-            TRY(d->pipe[f] = ctsr_get_pipe(ctx, f >= FMT_I420 ? K_UNPACK_YUV : K_UNPACK, spec, 2,
-                                      err, errlen));
-        }
-    }
-    TRY(add_conv(ctx, &p, &m->head, B_IMG, B_X, CTSR_ACT_NONE, 0, 0, err, errlen));
+    ctsr_op unpack = {.kind = K_UNPACK};
+    TRY(add_frame_op(ctx, &unpack, B_FRAME_IN, B_IMG, B_WEIGHTS, err, errlen));
+    TRY(add_conv(ctx, &p, &m->head, B_IMG, B_X, CTSR_ACT_NONE, CTSR_CONV_ACT, 0, err, errlen));
     for (int b = 0; b < c->blocks; b++) {
         const ctsr_block *bl = &m->blocks[b];
-        TRY(add_conv(ctx, &p, &bl->conv1, B_X, B_T1, c->act, 0, 0, err, errlen));
-        TRY(add_conv(ctx, &p, &bl->conv2, B_T1, B_X, CTSR_ACT_NONE, 1, b * 2 * C, err, errlen));
-        if (!bl->has_attn)
-            continue;
-        TRY(add_ln(ctx, &p, bl->ln1_w, bl->ln1_b, C, B_X, B_T2, err, errlen));
-        TRY(add_conv(ctx, &p, &bl->qkv, B_T2, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
-        {
-            int32_t spec[5] = {ctx->wg_conv, c4(C), c->heads, c->window,
-                               wattn_shared_keys(ctx, c4(C) / c->heads, c->window)};
-            dispatch *d = add(ctx, K_WATTN, B_T1, B_T2, B_WEIGHTS, B_WEIGHTS);
-            TRY(d->pipe[0] = ctsr_get_pipe(ctx, K_WATTN, spec, 5, err, errlen));
-        }
-        TRY(add_conv(ctx, &p, &bl->proj, B_T2, B_X, CTSR_ACT_NONE, 2, 0, err, errlen));
-        TRY(add_ln(ctx, &p, bl->ln2_w, bl->ln2_b, C, B_X, B_T2, err, errlen));
-        TRY(add_conv(ctx, &p, &bl->mlp1, B_T2, B_T1, CTSR_ACT_GELU, 0, 0, err, errlen));
-        TRY(add_conv(ctx, &p, &bl->mlp2, B_T1, B_X, CTSR_ACT_NONE, 2, 0, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->conv1, B_X, B_T1, c->act, CTSR_CONV_ACT, 0, err, errlen));
+        TRY(add_conv(ctx, &p, &bl->conv2, B_T1, B_X, CTSR_ACT_NONE, CTSR_CONV_FILM,
+                     b * 2 * c->channels, err, errlen));
+        if (bl->has_attn)
+            TRY(add_attention(ctx, &p, bl, err, errlen));
     }
-    TRY(add_conv(ctx, &p, &m->tail, B_X, B_T1, CTSR_ACT_NONE, 0, 0, err, errlen));
-    {
-        dispatch *d = add(ctx, K_OUTPUT, B_T1, B_FRAME_OUT, B_IMG, B_WEIGHTS);
-        for (int f = 0; f < nfmt; f++) {
-            int32_t spec[4] = {ctx->wg, f, c->scale, c4(3 * c->scale * c->scale)};
-            TRY(d->pipe[f] = ctsr_get_pipe(ctx, f >= FMT_I420 ? K_OUTPUT_YUV : K_OUTPUT, spec, 4,
-                                      err, errlen));
-        }
-    }
-
-    ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_WEIGHTS], p.n * sizeof(float), 0, err,
-                                errlen);
-    if (!ret)
-        ret = ctsr_vk_upload(&ctx->vk, &ctx->buf[B_WEIGHTS], p.w, p.n * sizeof(float), err,
-                             errlen);
-    if (!ret)
-        ret = ctsr_vk_buffer_view(&ctx->vk, &ctx->buf[B_WEIGHTS], 0, err, errlen);
-    if (!ret)
-        ret = ctsr_vk_buffer_create(&ctx->vk, &ctx->buf[B_FILM],
-                                    sizeof(float) * 2 * C * c->blocks, 1, err, errlen);
-    if (!ret) /* 2 * C * blocks floats: whole texels (C is a multiple of 4) */
-        ret = ctsr_vk_buffer_view_part(&ctx->vk, &ctx->buf[B_FILM],
-                                       sizeof(float) * 2 * C * c->blocks, err, errlen);
+    TRY(add_conv(ctx, &p, &m->tail, B_X, B_T1, CTSR_ACT_NONE, CTSR_CONV_ACT, 0, err, errlen));
+    ctsr_op output = {.kind = K_OUTPUT, .scale = c->scale};
+    TRY(add_frame_op(ctx, &output, B_T1, B_FRAME_OUT, B_IMG, err, errlen));
+    ret = upload_weights(ctx, &p, err, errlen);
 fail:
     free(p.w);
     return ret < 0 ? ret : 0;
 }
-
 
 /* Receptive radius of the network in input pixels, rounded up to the window. */
 int ctsr_network_overlap(const ctsr_config *c)
@@ -294,36 +312,16 @@ fail:
 void ctsr_write_descriptors(ctsr_context *ctx)
 {
     for (int i = 0; i < ctx->nd; i++) {
-        VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-        VkWriteDescriptorSet w[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
-        for (int j = 0; j < CTSR_BINDINGS; j++) {
-            bi[j] = (VkDescriptorBufferInfo){.buffer = ctx->buf[ctx->d[i].bind[j]].buf,
-                                             .range = VK_WHOLE_SIZE};
-            w[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                          .dstSet = ctx->d[i].set,
-                                          .dstBinding = (uint32_t)j,
-                                          .descriptorCount = 1,
-                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                          .pBufferInfo = &bi[j]};
-        }
-        /* texel view of the input; dispatches that read a frame buffer never use it */
-        const ctsr_buffer *in = &ctx->buf[ctx->d[i].bind[0]];
-        VkBufferView view = in->view ? in->view : ctx->buf[B_X].view;
-        w[CTSR_BINDINGS] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = ctx->d[i].set,
-            .dstBinding = CTSR_TEXEL_BINDING,
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-            .pTexelBufferView = &view};
-        w[CTSR_BINDINGS + 1] = w[CTSR_BINDINGS];
-        w[CTSR_BINDINGS + 1].dstBinding = CTSR_WEIGHT_TEXEL_BINDING;
-        w[CTSR_BINDINGS + 1].pTexelBufferView = &ctx->buf[B_WEIGHTS].view;
-        /* the FiLM table (MODE 3 convolutions only; the others never read it) */
-        w[CTSR_BINDINGS + 2] = w[CTSR_BINDINGS];
-        w[CTSR_BINDINGS + 2].dstBinding = CTSR_FILM_TEXEL_BINDING;
-        w[CTSR_BINDINGS + 2].pTexelBufferView =
-            ctx->buf[B_FILM].view ? &ctx->buf[B_FILM].view : &ctx->buf[B_X].view;
-        vkUpdateDescriptorSets(ctx->vk.dev, CTSR_BINDINGS + CTSR_TEXEL_BINDINGS, w, 0, NULL);
+        const dispatch *d = &ctx->d[i];
+        VkBuffer bufs[CTSR_BINDINGS];
+        for (int j = 0; j < CTSR_BINDINGS; j++)
+            bufs[j] = ctx->buf[d->bind[j]].buf;
+        /* texel view of the input (dispatches that read a frame buffer never use it), the
+         * weights, the FiLM table (MODE 3 convolutions only; the others never read it) */
+        const ctsr_buffer *in = &ctx->buf[d->bind[0]];
+        const VkBufferView views[CTSR_TEXEL_BINDINGS] = {
+            in->view ? in->view : ctx->buf[B_X].view, ctx->buf[B_WEIGHTS].view,
+            ctx->buf[B_FILM].view ? ctx->buf[B_FILM].view : ctx->buf[B_X].view};
+        ctsr_write_set(ctx->vk.dev, d->set, bufs, views);
     }
 }

@@ -5,26 +5,24 @@
  *   profile.c  timestamps per dispatch (ctsr_set_profiling)
  *   frame.c    frame I/O: RGBA8, float RGB, YUV 4:2:0 (checks, frame buffers, copies)
  *   context.c  the context and its getters and setters; model loading and warm-up
+ *   optable.c  the operator table (optable.h), what graph.c, run.c and ops.c dispatch through
  * (ops.c, test support, runs one shader on host arrays.) */
 #ifndef CTSR_INTERNAL_H
 #define CTSR_INTERNAL_H
 
 #include "ctsr.h"
 #include "model.h"
+#include "optable.h"
 #include "vk.h"
 
 enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
-enum { K_UNPACK, K_CONV, K_LN, K_WATTN, K_OUTPUT, K_COUNT };
-/* shader variants of K_CONV (kernel size x subgroup shuffle), in ctsr_shaders after K_COUNT */
-enum { K_CONV1_SHUFFLE = K_COUNT, K_CONV3_PLAIN, K_CONV1_PLAIN, K_UNPACK_YUV, K_OUTPUT_YUV,
-       K_SHADER_COUNT };
 /* the SPIR-V of a convolution with kernel size k (1 or 3) */
 static inline int conv_shader(int k, int shuffle)
 {
     return k == 3 ? (shuffle ? K_CONV : K_CONV3_PLAIN) : (shuffle ? K_CONV1_SHUFFLE : K_CONV1_PLAIN);
 }
-/* frame formats; I420 and NV12 use the K_UNPACK_YUV / K_OUTPUT_YUV shaders (8-bit storage) */
-enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1, FMT_I420 = 2, FMT_NV12 = 3, FMT_COUNT };
+/* frame formats: CTSR_FMT_* (ctsr-abi.h); I420 and NV12 use the K_UNPACK_YUV / K_OUTPUT_YUV
+ * shaders (8-bit storage) */
 
 #define MAX_PIPES 48
 #define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)
@@ -32,20 +30,19 @@ enum { FMT_RGBA8 = 0, FMT_RGB_F32 = 1, FMT_I420 = 2, FMT_NV12 = 3, FMT_COUNT };
 #define MAX_FRAME_EDGE 16384 /* frames and timestep maps: pixels a side at most */
 
 typedef struct pipe_entry {
-    int kind;
-    int32_t spec[8];
+    int kind; /* shader variant (index in ctsr_shaders) */
+    int32_t spec[CTSR_MAX_SPEC];
     VkPipeline pipe;
 } pipe_entry;
 
+/* One dispatch of the network: its operator (optable.h), pipelines and buffers. */
 typedef struct dispatch {
-    int kind;
-    int pipe[FMT_COUNT]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
+    ctsr_op op; /* K_UNPACK / K_OUTPUT: op.fmt and op.yuv are the frame's, set per frame */
+    int pipe[CTSR_FMT_COUNT]; /* [format] for K_UNPACK / K_OUTPUT; pipe[0] otherwise */
     int bind[CTSR_BINDINGS];
-    int32_t pc[8]; /* kind-specific push constants after width/height */
-    int groups_z;
     double macs_per_px; /* K_CONV */
-    int film;           /* K_CONV: applies FiLM (MODE 1), pc[2] = its block's offset */
-    int pipe_tmap;      /* film: the MODE 3 variant (timestep map); -1 until first needed */
+    int film;           /* K_CONV: applies FiLM (CTSR_CONV_FILM), op.foff its block's offset */
+    int pipe_tmap;      /* film: the CTSR_CONV_FILM_MAP variant; -1 until first needed */
     VkDescriptorSet set;
 } dispatch;
 
@@ -95,12 +92,6 @@ struct ctsr_context {
 };
 
 
-typedef struct ctsr_shader_code {
-    const uint32_t *spv32, *spv16;
-    size_t size32, size16;
-} ctsr_shader_code;
-extern const ctsr_shader_code ctsr_shaders[K_SHADER_COUNT];
-
 static inline int c4(int c) { return (c + 3) / 4; }
 /* ceil(a / b) for a >= 0, b > 0, computed in 64 bits (a may be INT_MAX) */
 static inline int cdiv(int a, int b) { return (int)(((int64_t)a + b - 1) / b); }
@@ -127,6 +118,8 @@ int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff);
  * spec[0..nspec-1] (created at the first request), or a negative CTSR_E_* code. */
 int ctsr_get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
                   size_t errlen);
+/* ctsr_get_pipe for an operator (its shader and specialization constants) */
+int ctsr_get_op_pipe(ctsr_context *ctx, const ctsr_op *op, char *err, size_t errlen);
 /* The dispatch list, pipelines, weights buffer and FiLM buffer of ctx->model. */
 int ctsr_build_network(ctsr_context *ctx, char *err, size_t errlen);
 /* Receptive radius of the network in input pixels, rounded up to the window. */
@@ -137,7 +130,7 @@ int ctsr_alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen);
 void ctsr_write_descriptors(ctsr_context *ctx);
 
 /* ---- run.c ---- */
-/* Runs the network over a w x h frame of format fmt (FMT_*) already in B_FRAME_IN; the
+/* Runs the network over a w x h frame of format fmt (CTSR_FMT_*) already in B_FRAME_IN; the
  * result in B_FRAME_OUT. */
 int ctsr_run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t errlen);
 

@@ -16,8 +16,7 @@
 
 #define CTSR_FORMAT_NAME "ctsr-student"
 #define CTSR_FORMAT_VERSION 1
-#define CTSR_LRELU_SLOPE 0.1f
-#define CTSR_LN_EPS 1e-5f
+/* CTSR_LRELU_SLOPE, CTSR_LN_EPS: ctsr-abi.h (through config.h), shared with the shaders */
 
 typedef struct ctsr_layer {
     float *w; /* PyTorch layout */

@@ -36,10 +36,9 @@ static int tmap_prepare(ctsr_context *ctx, char *err, size_t errlen)
         dispatch *d = &ctx->d[i];
         if (!d->film || d->pipe_tmap >= 0)
             continue;
-        int32_t spec[7];
-        memcpy(spec, ctx->pipes[d->pipe[0]].spec, sizeof spec);
-        spec[5] = 3; /* MODE 3: FiLM per pixel */
-        int pi = ctsr_get_pipe(ctx, ctx->pipes[d->pipe[0]].kind, spec, 7, err, errlen);
+        ctsr_op op = d->op;
+        op.mode = CTSR_CONV_FILM_MAP;
+        int pi = ctsr_get_op_pipe(ctx, &op, err, errlen);
         if (pi < 0)
             return pi;
         d->pipe_tmap = pi;
@@ -159,16 +158,14 @@ int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h)
     return t;
 }
 
-typedef struct tile {
-    int rx, ry, rw, rh; /* region in the frame */
-    int ix, iy, iw, ih; /* interior in the frame */
-} tile;
-
-static int tile_iter(const ctsr_context *ctx, int w, int h, int T, int index, tile *t)
+/* Tile `index` of a w x h frame cut into T x T tiles (row by row); 0 past the last. */
+static int tile_iter(const ctsr_context *ctx, int w, int h, int T, int index, ctsr_tile *t)
 {
     const int nx = cdiv(w, T), ny = cdiv(h, T), P = ctx->overlap;
     if (index >= nx * ny)
         return 0;
+    t->fw = w;
+    t->fh = h;
     t->ix = (index % nx) * T;
     t->iy = (index / nx) * T;
     t->iw = t->ix + T < w ? T : w - t->ix;
@@ -186,93 +183,35 @@ static int tile_iter(const ctsr_context *ctx, int w, int h, int T, int index, ti
     return 1;
 }
 
-/* push constants of the YUV shaders: kr, kb and the flags (YUV_* in common.glsl) */
-static void yuv_push(const ctsr_yuv *y, int32_t *pc)
+/* Records the network on tile t of a frame in format fmt. */
+static void record_tile(ctsr_context *ctx, const ctsr_tile *t, int fmt)
 {
-    const float kr = (float)y->kr, kb = (float)y->kb;
-    memcpy(pc, &kr, 4);
-    memcpy(pc + 1, &kb, 4);
-    pc[2] = (y->full_range ? 1 : 0) | (y->chroma_cosited_h ? 2 : 0) | (y->chroma_cosited_v ? 4 : 0);
-}
-
-static void record_tile(ctsr_context *ctx, const tile *t, int fmt, int frame_w, int frame_h)
-{
-    VkCommandBuffer cmd = ctx->vk.cmd;
-    const int S = ctx->model->cfg.scale;
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
     for (int i = 0; i < ctx->nd; i++) {
         const dispatch *d = &ctx->d[i];
-        int32_t pc[16] = {t->rw, t->rh};
-        uint32_t gx = 1, gy = 1, gz = 1;
+        ctsr_op op = d->op;
         int pipe = d->pipe[0];
-        switch (d->kind) {
-        case K_UNPACK:
+        if (op.kind == K_UNPACK || op.kind == K_OUTPUT) {
             pipe = d->pipe[fmt];
-            pc[2] = t->rx;
-            pc[3] = t->ry;
-            pc[4] = frame_w;
-            pc[5] = frame_h;
-            if (fmt >= FMT_I420)
-                yuv_push(&ctx->yuv_in, pc + 6);
-            gx = (uint32_t)cdiv(t->rw, ctx->wg);
-            gy = (uint32_t)t->rh;
-            break;
-        case K_CONV:
-            memcpy(pc + 2, d->pc, 3 * sizeof(int32_t));
+            op.fmt = fmt;
+            op.yuv = op.kind == K_UNPACK ? &ctx->yuv_in : &ctx->yuv_out;
+        } else if (op.kind == K_CONV) {
             if (d->film && ctx->tmap_frame) { /* FiLM per pixel from the map's positions */
                 const ctsr_config *c = &ctx->model->cfg;
                 const int F = 2 * c->channels * c->blocks;
                 pipe = d->pipe_tmap;
-                pc[4] = F + d->pc[2];
-                pc[5] = F;
-                pc[6] = (int32_t)tmap_table_floats(c);
-                pc[7] = frame_w;
-                pc[8] = t->rx;
-                pc[9] = t->ry;
+                op.mode = CTSR_CONV_FILM_MAP;
+                op.foff = F + d->op.foff;
+                op.lstride = F;
+                op.moff = (int32_t)tmap_table_floats(c);
             }
             ctx->frame_conv_macs += (double)t->rw * t->rh * d->macs_per_px;
-            gx = (uint32_t)cdiv(cdiv(t->rw, 4), ctx->wg_conv);
-            gy = (uint32_t)t->rh;
-            gz = (uint32_t)d->groups_z;
-            break;
-        case K_LN:
-            memcpy(pc + 2, d->pc, 2 * sizeof(int32_t));
-            gx = (uint32_t)cdiv(t->rw * t->rh, ctx->wg);
-            break;
-        case K_WATTN:
-            gx = (uint32_t)cdiv(t->rw, ctx->wg_conv);
-            gy = (uint32_t)t->rh;
-            break;
-        case K_OUTPUT:
-            pipe = d->pipe[fmt];
-            pc[2] = t->ix - t->rx;
-            pc[3] = t->iy - t->ry;
-            pc[4] = t->iw;
-            pc[5] = t->ih;
-            pc[6] = t->ix;
-            pc[7] = t->iy;
-            pc[8] = frame_w * S;
-            if (fmt >= FMT_I420) { /* one invocation per 2x2 block */
-                pc[9] = frame_h * S;
-                yuv_push(&ctx->yuv_out, pc + 10);
-                gx = (uint32_t)cdiv(cdiv(t->iw * S, 2), ctx->wg);
-                gy = (uint32_t)cdiv(t->ih * S, 2);
-            } else {
-                gx = (uint32_t)cdiv(t->iw * S, ctx->wg);
-                gy = (uint32_t)(t->ih * S);
-            }
-            break;
         }
-        vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->pipes[pipe].pipe);
-        vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->vk.pipe_layout, 0, 1,
-                                &d->set, 0, NULL);
-        vkCmdPushConstants(cmd, ctx->vk.pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
-                           CTSR_PUSH_BYTES, pc);
-        vkCmdDispatch(cmd, gx, gy, gz);
-        ctsr_profile_mark(ctx, d->kind);
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+        ctsr_op_record(ctx, ctx->pipes[pipe].pipe, d->set, &op, t);
+        ctsr_profile_mark(ctx, op.kind);
+        vkCmdPipelineBarrier(ctx->vk.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     }
 }
@@ -281,7 +220,7 @@ int ctsr_run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t e
 {
     int ret = 0;
     const int T = ctsr_effective_tile_size(ctx, w, h);
-    tile t;
+    ctsr_tile t;
     size_t px = 0; /* the largest tile region */
     int ntiles = 0;
     for (; tile_iter(ctx, w, h, T, ntiles, &t); ntiles++)
@@ -316,7 +255,7 @@ int ctsr_run_frame(ctsr_context *ctx, int w, int h, int fmt, char *err, size_t e
         ctsr_profile_mark(ctx, K_COUNT);
     }
     for (int i = 0; tile_iter(ctx, w, h, T, i, &t); i++)
-        record_tile(ctx, &t, fmt, w, h);
+        record_tile(ctx, &t, fmt);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT};

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <vulkan/vulkan.h>
 
+#include "ctsr-abi.h" /* CTSR_PUSH_BYTES */
 #include "ctsr.h"
 #include "error.h" /* ctsr_seterr, for VK_CHECK */
 
@@ -45,7 +46,6 @@ typedef struct ctsr_buffer {
  * vectors; the table of a timestep map, read by the MODE 3 convolutions) */
 #define CTSR_FILM_TEXEL_BINDING 6
 #define CTSR_TEXEL_BINDINGS 3
-#define CTSR_PUSH_BYTES 64
 
 typedef struct ctsr_vk {
     VkInstance instance;

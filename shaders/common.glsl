@@ -1,6 +1,9 @@
-// Shared declarations of the libctsr compute shaders.
+// Shared declarations of the libctsr compute shaders. What C and GLSL agree on (push
+// constants, specialization-constant ids, enums) is ctsr-abi.h, included here.
 // Activations are NHWC with the channel count padded to a multiple of 4 and are read and
 // written as vec4. With -DCTSR_FP16=1 they are stored as f16vec4 (arithmetic stays fp32).
+#include "ctsr-abi.h"
+
 #if CTSR_FP16
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -11,21 +14,15 @@
 #define TO_ACT(v) (v)
 #endif
 
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_LRELU 2
-#define ACT_SILU 3
-#define ACT_GELU 4
-
 vec4 activate(vec4 v, int act)
 {
-    if (act == ACT_RELU)
+    if (act == CTSR_ACT_RELU)
         return max(v, vec4(0.0));
-    if (act == ACT_LRELU)
-        return max(v, vec4(0.0)) + 0.1 * min(v, vec4(0.0));
-    if (act == ACT_SILU)
+    if (act == CTSR_ACT_LRELU)
+        return max(v, vec4(0.0)) + CTSR_LRELU_SLOPE * min(v, vec4(0.0));
+    if (act == CTSR_ACT_SILU)
         return v / (1.0 + exp(-v));
-    if (act == ACT_GELU) {
+    if (act == CTSR_ACT_GELU) {
         // tanh approximation; tanh(u) = 1 - 2 / (exp(2u) + 1), safe for large |u|
         vec4 u = 0.7978845608 * (v + 0.044715 * v * v * v);
         return 0.5 * v * (2.0 - 2.0 / (exp(2.0 * u) + 1.0));
@@ -36,9 +33,6 @@ vec4 activate(vec4 v, int act)
 #if CTSR_YUV
 // Y'CbCr <-> R'G'B' for the YUV frame formats. kr, kb: luma coefficients of the matrix;
 // limited range: Y' 16..235, Cb Cr 16..240 (of 255); full range: 0..255. R'G'B' in [0, 1].
-#define YUV_FULL_RANGE 1
-#define YUV_COSITED_H 2
-#define YUV_COSITED_V 4
 
 // codes (0..255) -> R'G'B', clamped to [0, 1]
 vec3 yuv_to_rgb(vec3 c, float kr, float kb, bool full)

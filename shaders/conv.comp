@@ -7,6 +7,7 @@
 // which on lavapipe compiles to permutes instead of per-lane scalar loads.
 //
 // Weight layout (floats): [ocg][ky][kx][ic / 4][oc % 8][ic % 4], bias [ocg*8 + j].
+// MODE (CTSR_CONV_* in ctsr-abi.h):
 // MODE 0: out = act(conv + bias)
 // MODE 1: out = out + (conv + bias) * (1 + gamma) + beta     (FiLM, residual, in place)
 // MODE 2: out = out + conv + bias                              (residual, in place)
@@ -21,12 +22,12 @@
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_KHR_shader_subgroup_basic : enable
 
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const int CIN4 = 8;      // input channels / 4 (padded)
-layout(constant_id = 2) const int COUT4 = 8;     // output channels / 4 (padded), output stride
-layout(constant_id = 3) const int KS_UNUSED = 0; // KS is a compile-time define (-DKS=1|3)
-layout(constant_id = 4) const int ACT = 0;
-layout(constant_id = 5) const int MODE = 0;
+layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = CTSR_SPEC_CONV_CIN4) const int CIN4 = 8;      // input channels / 4 (padded)
+layout(constant_id = CTSR_SPEC_CONV_COUT4) const int COUT4 = 8;     // output channels / 4 (padded), output stride
+layout(constant_id = CTSR_SPEC_CONV_KS) const int KS_UNUSED = 0; // KS is a compile-time define (-DKS=1|3)
+layout(constant_id = CTSR_SPEC_CONV_ACT) const int ACT = 0;
+layout(constant_id = CTSR_SPEC_CONV_MODE) const int MODE = 0;
 
 // the input, read as vec4 texels (binding 0's memory through a texel view: RGBA32F, or RGBA16F
 // with fp16 storage): on lavapipe one texelFetch beats four scalarised SSBO loads
@@ -40,10 +41,7 @@ layout(std430, binding = 3) readonly buffer Film { float film[]; };
 layout(binding = 6) uniform samplerBuffer filmtex;
 
 layout(push_constant) uniform PC {
-    int width, height; // region size in pixels
-    int woff, boff;    // weight and bias offsets in floats
-    int foff;          // FiLM offset in floats (gamma at foff, beta at foff + COUT4*4)
-    int lstride, moff, mstride, rx, ry; // MODE 3: level stride, level positions (see above)
+    CTSR_PC_CONV // region size; weight, bias, FiLM offsets; MODE 3: lstride, moff, mstride, rx, ry
 } pc;
 
 const int PX = 4;

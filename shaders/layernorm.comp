@@ -4,17 +4,14 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const int C4 = 8;
+layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = CTSR_SPEC_LN_C4) const int C4 = 8;
 
 layout(std430, binding = 0) readonly buffer In { ACT_T x[]; };
 layout(std430, binding = 1) writeonly buffer Out { ACT_T y[]; };
 layout(std430, binding = 2) readonly buffer Weights { vec4 wt[]; };
 
-layout(push_constant) uniform PC {
-    int width, height;
-    int woff, boff; // in floats, multiples of 4
-} pc;
+layout(push_constant) uniform PC { CTSR_PC_LN } pc; // woff, boff: gamma, beta
 
 void main()
 {
@@ -30,7 +27,7 @@ void main()
         const vec4 d = vec4(x[p * C4 + c]) - mean;
         q += d * d;
     }
-    const float rstd = inversesqrt((q.x + q.y + q.z + q.w) / float(C4 * 4) + 1e-5);
+    const float rstd = inversesqrt((q.x + q.y + q.z + q.w) / float(C4 * 4) + CTSR_LN_EPS);
     for (int c = 0; c < C4; c++) {
         const vec4 d = (vec4(x[p * C4 + c]) - mean) * rstd;
         y[p * C4 + c] = TO_ACT(d * wt[pc.woff / 4 + c] + wt[pc.boff / 4 + c]);

@@ -2,8 +2,8 @@
 // Tail: pixel shuffle of the tail conv output (3*S*S channels) plus a bilinear
 // (align_corners = False) upsample of the input tile, clamped to [0, 1], written into the
 // output frame. Covers the output pixels of the tile's interior only.
-// FORMAT 0: RGBA8 (alpha upsampled bilinearly), FORMAT 1: float RGB.
-// Built with -DCTSR_YUV=1 (needs 8-bit storage): FORMAT 2: I420, FORMAT 3: NV12 (planes
+// FORMAT (CTSR_FMT_*): RGBA8 (alpha upsampled bilinearly), RGB_F32.
+// Built with -DCTSR_YUV=1 (needs 8-bit storage): I420, NV12 (planes
 // tightly packed as in unpack.comp). One invocation per 2x2 block of output pixels (the
 // interior starts at even output coordinates): it writes the block's Y bytes and its chroma
 // sample, computed from the RGB of the block (centred siting: 2x2 average) or with 1-2-1
@@ -11,10 +11,10 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const int FORMAT = 0;
-layout(constant_id = 2) const int S = 2;
-layout(constant_id = 3) const int TAIL4 = 3; // tail channel stride / 4
+layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = CTSR_SPEC_OUTPUT_FORMAT) const int FORMAT = 0;
+layout(constant_id = CTSR_SPEC_OUTPUT_S) const int S = 2;
+layout(constant_id = CTSR_SPEC_OUTPUT_TAIL4) const int TAIL4 = 3; // tail channel stride / 4
 
 layout(std430, binding = 0) readonly buffer Tail { ACT_T tailv[]; };
 #if CTSR_YUV
@@ -26,15 +26,10 @@ layout(std430, binding = 1) writeonly buffer Frame { uint frame[]; };
 layout(std430, binding = 2) readonly buffer Img { ACT_T img[]; };
 
 layout(push_constant) uniform PC {
-    int width, height;   // tile region (input pixels)
-    int ix0, iy0;        // interior origin relative to the region (input pixels)
-    int iw, ih;          // interior size (input pixels)
-    int fx0, fy0;        // interior origin in the frame (input pixels)
-    int fw;              // output frame width (output pixels)
+    CTSR_PC_OUTPUT // region size; interior origin in the region, size, origin in the frame;
+                   // output frame width
 #if CTSR_YUV
-    int fh;              // output frame height (output pixels)
-    float kr, kb;        // luma coefficients of the matrix
-    int flags;           // YUV_FULL_RANGE | YUV_COSITED_H | YUV_COSITED_V
+    CTSR_PC_OUTPUT_YUV // output frame height; kr, kb, flags (CTSR_YUV_FLAG_*)
 #endif
 } pc;
 
@@ -74,8 +69,8 @@ void main()
     // the block's top-left pixel in the frame, and the region's origin (output pixels)
     const int X0 = pc.fx0 * S + 2 * bx, Y0 = pc.fy0 * S + 2 * by;
     const int ox = (pc.fx0 - pc.ix0) * S, oy = (pc.fy0 - pc.iy0) * S;
-    const bool full = (pc.flags & YUV_FULL_RANGE) != 0;
-    const bool cos_h = (pc.flags & YUV_COSITED_H) != 0, cos_v = (pc.flags & YUV_COSITED_V) != 0;
+    const bool full = (pc.flags & CTSR_YUV_FLAG_FULL_RANGE) != 0;
+    const bool cos_h = (pc.flags & CTSR_YUV_FLAG_COSITED_H) != 0, cos_v = (pc.flags & CTSR_YUV_FLAG_COSITED_V) != 0;
     // RGB of the pixels at offsets -1..1 (clamped to the frame) around the block's corner
     vec3 c[3][3];
     for (int j = 0; j < 3; j++)
@@ -100,7 +95,7 @@ void main()
     const vec3 yuv = rgb_to_yuv(avg, pc.kr, pc.kb, full);
     const int cw = (fw + 1) / 2, ch = (fh + 1) / 2, ysize = fw * fh;
     const int ci = (Y0 / 2) * cw + X0 / 2;
-    if (FORMAT == 2) {
+    if (FORMAT == CTSR_FMT_I420) {
         frame[ysize + ci] = uint8_t(to_code(yuv.y));
         frame[ysize + cw * ch + ci] = uint8_t(to_code(yuv.z));
     } else {
@@ -118,7 +113,7 @@ void main()
     const vec4 v = pixel_at(pc.ix0 * S + ox, pc.iy0 * S + oy);
     const vec3 rgb = v.rgb;
     const int fo = (pc.fy0 * S + oy) * pc.fw + pc.fx0 * S + ox;
-    if (FORMAT == 0) {
+    if (FORMAT == CTSR_FMT_RGBA8) {
         frame[fo] = packUnorm4x8(vec4(rgb, clamp(v.a, 0.0, 1.0)));
     } else {
         frame[fo * 3] = floatBitsToUint(rgb.r);

@@ -1,14 +1,14 @@
 #version 450
 // Frame -> tile: reads the region (ox, oy, width x height) of a tightly packed frame and
 // writes an RGBA float tile [height][width] (vec4; alpha = 1 for RGB and YUV input).
-// FORMAT 0: RGBA8 (one uint per pixel), FORMAT 1: float RGB (3 floats per pixel).
-// Built with -DCTSR_YUV=1 (needs 8-bit storage): FORMAT 2: I420, FORMAT 3: NV12, planes
+// FORMAT (CTSR_FMT_*): RGBA8 (one uint per pixel), RGB_F32 (3 floats per pixel).
+// Built with -DCTSR_YUV=1 (needs 8-bit storage): I420, NV12, planes
 // tightly packed (Y fw x fh, then U and V or interleaved UV, ((fw+1)/2) x ((fh+1)/2)).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const int FORMAT = 0;
+layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = CTSR_SPEC_UNPACK_FORMAT) const int FORMAT = 0;
 
 #if CTSR_YUV
 #extension GL_EXT_shader_8bit_storage : require
@@ -19,12 +19,9 @@ layout(std430, binding = 0) readonly buffer Frame { uint frame[]; };
 layout(std430, binding = 1) writeonly buffer Tile { ACT_T tile[]; };
 
 layout(push_constant) uniform PC {
-    int width, height;  // region
-    int ox, oy;         // region origin in the frame
-    int fw, fh;         // frame size
+    CTSR_PC_UNPACK // region size, its origin in the frame, frame size
 #if CTSR_YUV
-    float kr, kb;       // luma coefficients of the matrix
-    int flags;          // YUV_FULL_RANGE | YUV_COSITED_H | YUV_COSITED_V
+    CTSR_PC_YUV_COLOUR // kr, kb, flags (CTSR_YUV_FLAG_*)
 #endif
 } pc;
 
@@ -59,22 +56,22 @@ void main()
         const int cw = (pc.fw + 1) / 2, ch = (pc.fh + 1) / 2, ysize = pc.fw * pc.fh;
         int c0, c1, r0, r1;
         float ax, ay;
-        chroma_lerp(fx, (pc.flags & YUV_COSITED_H) != 0, cw, c0, c1, ax);
-        chroma_lerp(fy, (pc.flags & YUV_COSITED_V) != 0, ch, r0, r1, ay);
+        chroma_lerp(fx, (pc.flags & CTSR_YUV_FLAG_COSITED_H) != 0, cw, c0, c1, ax);
+        chroma_lerp(fy, (pc.flags & CTSR_YUV_FLAG_COSITED_V) != 0, ch, r0, r1, ay);
         // byte offsets of U and V sample (0, 0) and the distance between two samples
-        const int ub = ysize, vb = FORMAT == 2 ? ysize + cw * ch : ysize + 1;
-        const int ps = FORMAT == 2 ? 1 : 2;
+        const int ub = ysize, vb = FORMAT == CTSR_FMT_I420 ? ysize + cw * ch : ysize + 1;
+        const int ps = FORMAT == CTSR_FMT_I420 ? 1 : 2;
         const int i00 = (r0 * cw + c0) * ps, i01 = (r0 * cw + c1) * ps;
         const int i10 = (r1 * cw + c0) * ps, i11 = (r1 * cw + c1) * ps;
         const float u = mix(mix(code(ub + i00), code(ub + i01), ax),
                             mix(code(ub + i10), code(ub + i11), ax), ay);
         const float w = mix(mix(code(vb + i00), code(vb + i01), ax),
                             mix(code(vb + i10), code(vb + i11), ax), ay);
-        v = vec4(yuv_to_rgb(vec3(code(fp), u, w), pc.kr, pc.kb, (pc.flags & YUV_FULL_RANGE) != 0),
+        v = vec4(yuv_to_rgb(vec3(code(fp), u, w), pc.kr, pc.kb, (pc.flags & CTSR_YUV_FLAG_FULL_RANGE) != 0),
                  1.0);
     }
 #else
-    if (FORMAT == 0) {
+    if (FORMAT == CTSR_FMT_RGBA8) {
         v = unpackUnorm4x8(frame[fp]);
     } else {
         v = vec4(uintBitsToFloat(frame[fp * 3]), uintBitsToFloat(frame[fp * 3 + 1]),

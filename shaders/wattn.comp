@@ -13,19 +13,17 @@
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_KHR_shader_subgroup_basic : enable
 
-layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const int C4 = 8;    // C / 4
-layout(constant_id = 2) const int HEADS = 2;
-layout(constant_id = 3) const int WIN = 8;
-layout(constant_id = 4) const bool SHARED_KEYS = false;
+layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = CTSR_SPEC_WATTN_C4) const int C4 = 8;    // C / 4
+layout(constant_id = CTSR_SPEC_WATTN_HEADS) const int HEADS = 2;
+layout(constant_id = CTSR_SPEC_WATTN_WIN) const int WIN = 8;
+layout(constant_id = CTSR_SPEC_WATTN_SHARED_KEYS) const bool SHARED_KEYS = false;
 
 layout(std430, binding = 0) readonly buffer In { ACT_T qkv[]; };
 layout(std430, binding = 1) writeonly buffer Out { ACT_T y[]; };
 layout(binding = 4) uniform samplerBuffer qkvt; // binding 0's memory as vec4 texels
 
-layout(push_constant) uniform PC {
-    int width, height;
-} pc;
+layout(push_constant) uniform PC { CTSR_PC_WATTN } pc;
 
 const int D4 = C4 / HEADS;
 
