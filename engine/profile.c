@@ -25,8 +25,10 @@ int ctsr_profile_reserve(ctsr_context *ctx, uint32_t n, char *err, size_t errlen
     ctx->queries = VK_NULL_HANDLE;
     ctx->query_cap = 0;
     uint8_t *k = realloc(ctx->query_kind, n);
-    if (!k)
+    if (!k) {
+        ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
+    }
     ctx->query_kind = k;
     VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                 .queryType = VK_QUERY_TYPE_TIMESTAMP,
@@ -42,8 +44,10 @@ int ctsr_profile_read(ctsr_context *ctx, int ntiles, char *err, size_t errlen)
     int ret = 0;
     const uint32_t n = ctx->query_count;
     uint64_t *ts = calloc(n ? n : 1, sizeof *ts);
-    if (!ts)
+    if (!ts) {
+        ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
+    }
     VK_CHECK(vkGetQueryPoolResults(ctx->vk.dev, ctx->queries, 0, n, n * sizeof *ts, ts,
                                    sizeof *ts, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
     const double ns = ctx->vk.props.limits.timestampPeriod * 1e-6; /* ticks -> ms */

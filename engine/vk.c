@@ -111,6 +111,7 @@ int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen)
     VkPhysicalDevice *devs = calloc(n ? n : 1, sizeof *devs);
     if (!devs) {
         vkDestroyInstance(inst, NULL);
+        ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
     }
     vkEnumeratePhysicalDevices(inst, &n, devs);

@@ -74,7 +74,10 @@ typedef struct ctsr_options {
 /* Name of a CTSR_E_* code: a static string (never freed, valid for the program's life). */
 const char *ctsr_strerror(int code);
 
-/* Number of Vulkan devices and the name of one (for listing); negative on error. */
+/* The Vulkan devices, for listing: copies the names of the first min(count, max) devices
+ * into the caller's names[] (NUL-terminated) and returns their count, which may exceed max;
+ * a negative CTSR_E_* code with a message on error. The index of a name is the device_index
+ * of ctsr_options. */
 int ctsr_list_devices(char names[][256], int max, char *err, size_t errlen);
 
 /* Opens the Vulkan device of opts (NULL: every option at its default, device -1) into a new
@@ -88,7 +91,11 @@ const char *ctsr_device_name(const ctsr_context *ctx);
 int ctsr_device_is_cpu(const ctsr_context *ctx);
 
 /* Load a model (replaces any loaded one). Builds the pipelines and runs a warm-up
- * dispatch so the first frame is not slow. */
+ * dispatch so the first frame is not slow. The file is read, or the data (size bytes of a
+ * .safetensors file) copied, during the call: nothing of it is kept. On failure the
+ * previously loaded model, if any, stays loaded (when it cannot be set up again, the message
+ * says so and no model is loaded). The timestep, timestep map, tile size and profiling
+ * settings carry over to the new model. */
 int ctsr_load_model_file(ctsr_context *ctx, const char *path, char *err, size_t errlen);
 int ctsr_load_model_memory(ctsr_context *ctx, const void *data, size_t size, char *err,
                            size_t errlen);
@@ -99,10 +106,12 @@ int ctsr_scale(const ctsr_context *ctx);
  * keep them longer). */
 const char *ctsr_model_config(const ctsr_context *ctx);
 const char *ctsr_model_provenance(const ctsr_context *ctx);
-/* Multiply-accumulates per input pixel of the loaded model. */
+/* Multiply-accumulates per input pixel of the loaded model; 0 when none is loaded. */
 double ctsr_model_macs_per_pixel(const ctsr_context *ctx);
 
-/* Timestep in [0, 1] (clamped): 0 = fidelity, 1 = realness. Default 0.5. */
+/* Timestep in [0, 1] (clamped; NaN -> 0): 0 = fidelity, 1 = realness. Default 0.5. Applies
+ * from the next frame; with or without a model loaded. ctsr_get_timestep: the value in use
+ * (after clamping). */
 void ctsr_set_timestep(ctsr_context *ctx, float t);
 float ctsr_get_timestep(const ctsr_context *ctx);
 
@@ -160,9 +169,11 @@ int ctsr_timestep_map_fill(float *map, int w, int h, size_t stride, float base_t
 int ctsr_default_transition(const ctsr_context *ctx);
 /* ---- end of per-pixel timestep ---- */
 
-/* Tile edge in input pixels (0 = automatic). Takes effect at the next frame. */
+/* Tile edge in input pixels (0 = automatic). Takes effect at the next frame. 0, or
+ * CTSR_E_INVALID for a negative size. */
 int ctsr_set_tile_size(ctsr_context *ctx, int tile_size, char *err, size_t errlen);
-/* The tile edge the next frame of w x h would use, and the overlap (context) in pixels. */
+/* The tile edge the next frame of w x h would use (0 without a model), and the overlap
+ * (context added around each tile) in pixels of the loaded model. */
 int ctsr_effective_tile_size(const ctsr_context *ctx, int w, int h);
 int ctsr_tile_overlap(const ctsr_context *ctx);
 
@@ -177,7 +188,10 @@ int ctsr_check_frame_size(const ctsr_context *ctx, int layout, int w, int h, cha
                           size_t errlen);
 
 /* Upscale one frame. Input w x h, output (scale*w) x (scale*h). Strides in bytes.
- * RGBA8: 4 bytes per pixel, alpha is upscaled bilinearly (not by the network). */
+ * RGBA8: 4 bytes per pixel, alpha is upscaled bilinearly (not by the network).
+ * 0, or CTSR_E_NO_MODEL, CTSR_E_INVALID (NULL frame, size or stride: ctsr_check_frame_size),
+ * CTSR_E_NOMEM or CTSR_E_VULKAN with a message; the output is undefined on failure. The same
+ * holds for ctsr_process_rgb_f32 and ctsr_process_yuv. */
 int ctsr_process_rgba8(ctsr_context *ctx, const uint8_t *in, int w, int h, size_t in_stride,
                        uint8_t *out, size_t out_stride, char *err, size_t errlen);
 /* Float RGB, interleaved [h][w][3] in [0, 1], tightly packed (the layout the tests use). */
@@ -225,6 +239,8 @@ typedef struct ctsr_profile {
 /* Profiling adds a timestamp per dispatch; off by default. Returns CTSR_E_INVALID when the
  * device has no compute timestamps. */
 int ctsr_set_profiling(ctsr_context *ctx, int on, char *err, size_t errlen);
+/* Copies the last profiled frame's times into *p (zeros before the first); 0, or
+ * CTSR_E_INVALID when profiling is off (*p still written). */
 int ctsr_get_profile(const ctsr_context *ctx, ctsr_profile *p);
 
 /* Device memory in bytes the context holds now (weights + tile buffers). */
