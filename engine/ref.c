@@ -211,6 +211,59 @@ float ctsr_ref_film_lookup(const float *table, int stride, float u, int off)
     return a;
 }
 
+/* The per-pixel FiLM vectors of a timestep map (F floats a pixel, ctsr_model_film's layout)
+ * as the shader computes them: the level at or below the pixel's t (a linear scan), blended
+ * towards the next. 0, or CTSR_E_NOMEM. */
+static int film_per_pixel(const ctsr_model *m, const float *tmap, size_t np,
+                          const float *levels, int nlevels, float *film)
+{
+    const size_t F = (size_t)m->cfg.blocks * 2 * m->cfg.channels;
+    float *lf = malloc((size_t)nlevels * F * sizeof *lf);
+    if (!lf)
+        return CTSR_E_NOMEM;
+    for (int k = 0; k < nlevels; k++)
+        ctsr_model_film(m, levels[k], lf + (size_t)k * F);
+    for (size_t p = 0; p < np; p++) {
+        int k = 0;
+        while (k + 1 < nlevels && levels[k + 1] <= tmap[p])
+            k++;
+        const float *a = lf + (size_t)k * F;
+        if (tmap[p] == levels[k] || k + 1 == nlevels || tmap[p] < levels[k]) {
+            memcpy(film + p * F, a, F * sizeof *film);
+            continue;
+        }
+        const float *b = a + F;
+        const double f = ((double)tmap[p] - levels[k]) / ((double)levels[k + 1] - levels[k]);
+        for (size_t i = 0; i < F; i++)
+            film[p * F + i] = (float)(a[i] + f * ((double)b[i] - a[i]));
+    }
+    free(lf);
+    return 0;
+}
+
+/* The attention and MLP halves of an attention block on the residual stream x (t1, t2:
+ * scratch of the widest tensor) */
+static void attention_block(const ctsr_config *cfg, const ctsr_block *b, int h, int w, float *x,
+                            float *t1, float *t2)
+{
+    const int C = cfg->channels;
+    const size_t np = (size_t)h * w;
+    /* x = x + proj(wattn(qkv(ln1(x)))) */
+    ctsr_ref_layernorm(x, h, w, C, b->ln1_w, b->ln1_b, t2);
+    ctsr_ref_conv1x1(t2, h, w, &b->qkv, t1);
+    ctsr_ref_window_attn(t1, h, w, C, cfg->heads, cfg->window, t2);
+    ctsr_ref_conv1x1(t2, h, w, &b->proj, t1);
+    for (size_t i = 0; i < np * C; i++)
+        x[i] += t1[i];
+    /* x = x + mlp2(gelu(mlp1(ln2(x)))) */
+    ctsr_ref_layernorm(x, h, w, C, b->ln2_w, b->ln2_b, t2);
+    ctsr_ref_conv1x1(t2, h, w, &b->mlp1, t1);
+    ctsr_ref_act(t1, np * cfg->mlp_ratio * C, CTSR_ACT_GELU);
+    ctsr_ref_conv1x1(t1, h, w, &b->mlp2, t2);
+    for (size_t i = 0; i < np * C; i++)
+        x[i] += t2[i];
+}
+
 /* The network with FiLM vectors per pixel (tmap, one t per pixel) or for the whole image
  * (tmap NULL: t). */
 static int forward(const ctsr_model *m, float t, const float *tmap, const float *levels,
@@ -241,31 +294,12 @@ static int forward(const ctsr_model *m, float t, const float *tmap, const float 
         free(film), free(x), free(t1), free(t2);
         return CTSR_E_NOMEM;
     }
-    float *lf = tmap ? malloc((size_t)nlevels * F * sizeof *lf) : NULL;
-    if (tmap && !lf) {
+    if (!tmap)
+        ctsr_model_film(m, t, film);
+    else if (film_per_pixel(m, tmap, np, levels, nlevels, film)) {
         free(film), free(x), free(t1), free(t2);
         return CTSR_E_NOMEM;
     }
-    if (!tmap)
-        ctsr_model_film(m, t, film);
-    for (int k = 0; tmap && k < nlevels; k++)
-        ctsr_model_film(m, levels[k], lf + (size_t)k * F);
-    for (size_t p = 0; tmap && p < np; p++) {
-        /* the level at or below the pixel's t (a linear scan), blended towards the next */
-        int k = 0;
-        while (k + 1 < nlevels && levels[k + 1] <= tmap[p])
-            k++;
-        const float *a = lf + (size_t)k * F;
-        if (tmap[p] == levels[k] || k + 1 == nlevels || tmap[p] < levels[k]) {
-            memcpy(film + p * F, a, F * sizeof *film);
-            continue;
-        }
-        const float *b = a + F;
-        const double f = ((double)tmap[p] - levels[k]) / ((double)levels[k + 1] - levels[k]);
-        for (size_t i = 0; i < F; i++)
-            film[p * F + i] = (float)(a[i] + f * ((double)b[i] - a[i]));
-    }
-    free(lf);
     int finite = 1;
     for (size_t i = 0; i < nf * F; i++)
         finite &= isfinite(film[i]) != 0;
@@ -281,22 +315,8 @@ static int forward(const ctsr_model *m, float t, const float *tmap, const float 
             for (int c = 0; c < C; c++)
                 x[p * C + c] = x[p * C + c] + t2[p * C + c] * (1.0f + g[c]) + be[c];
         }
-        if (!b->has_attn)
-            continue;
-        /* x = x + proj(wattn(qkv(ln1(x)))) */
-        ctsr_ref_layernorm(x, h, w, C, b->ln1_w, b->ln1_b, t2);
-        ctsr_ref_conv1x1(t2, h, w, &b->qkv, t1);
-        ctsr_ref_window_attn(t1, h, w, C, cfg->heads, cfg->window, t2);
-        ctsr_ref_conv1x1(t2, h, w, &b->proj, t1);
-        for (size_t i = 0; i < np * C; i++)
-            x[i] += t1[i];
-        /* x = x + mlp2(gelu(mlp1(ln2(x)))) */
-        ctsr_ref_layernorm(x, h, w, C, b->ln2_w, b->ln2_b, t2);
-        ctsr_ref_conv1x1(t2, h, w, &b->mlp1, t1);
-        ctsr_ref_act(t1, np * hC, CTSR_ACT_GELU);
-        ctsr_ref_conv1x1(t1, h, w, &b->mlp2, t2);
-        for (size_t i = 0; i < np * C; i++)
-            x[i] += t2[i];
+        if (b->has_attn)
+            attention_block(cfg, b, h, w, x, t1, t2);
     }
     ctsr_ref_conv3x3(x, h, w, &m->tail, t1);
     for (size_t i = 0; i < np * 3 * s * s; i++)

@@ -749,6 +749,33 @@ gst_ctsr_upscale_update_map_locked (GstCtsrUpscale * self, GstBuffer * buf, gint
   return rc;
 }
 
+/* What a frame uses of the properties, read under the object lock */
+typedef struct
+{
+  gfloat t;
+  gboolean tile_changed;        /* tile_size to apply */
+  gint tile_size;
+  gdouble roi_t, roi_transition;
+} GstCtsrFrameSettings;
+
+/* Reads the properties for a frame and applies a changed timestep; engine_lock held */
+static void
+gst_ctsr_upscale_take_settings_locked (GstCtsrUpscale * self, GstCtsrFrameSettings * set)
+{
+  GST_OBJECT_LOCK (self);
+  set->t = (gfloat) self->timestep;
+  if (set->t != self->applied_timestep) {
+    ctsr_set_timestep (self->ctx, set->t);
+    self->applied_timestep = set->t;
+  }
+  set->tile_changed = self->tile_size_changed;
+  set->tile_size = self->tile_size;
+  self->tile_size_changed = FALSE;
+  set->roi_t = self->roi_timestep;
+  set->roi_transition = self->roi_transition;
+  GST_OBJECT_UNLOCK (self);
+}
+
 /* I420 / NV12 planes through libctsr's shaders (ctsr_process_yuv); engine_lock held */
 static gint
 gst_ctsr_upscale_process_yuv_locked (GstCtsrUpscale * self, GstVideoFrame * in_frame,
@@ -814,10 +841,10 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
   const gint w = GST_VIDEO_FRAME_WIDTH (in_frame), h = GST_VIDEO_FRAME_HEIGHT (in_frame);
   GstClockTime stream_time;
   gchar err[512] = "";
-  gboolean tile_changed;
-  gint tile_size, rc;
+  GstCtsrFrameSettings set;
+  gboolean yuv;
+  gint rc;
   gfloat t;
-  gdouble roi_t, roi_transition;
 
   /* controlled properties first (timestep) */
   stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME,
@@ -836,48 +863,31 @@ gst_ctsr_upscale_transform_frame (GstVideoFilter * filter, GstVideoFrame * in_fr
   if (!self->ctx)
     goto no_engine;
 
-  GST_OBJECT_LOCK (self);
-  t = (gfloat) self->timestep;
-  if (t != self->applied_timestep) {
-    ctsr_set_timestep (self->ctx, t);
-    self->applied_timestep = t;
-  }
-  tile_changed = self->tile_size_changed;
-  tile_size = self->tile_size;
-  self->tile_size_changed = FALSE;
-  roi_t = self->roi_timestep;
-  roi_transition = self->roi_transition;
-  GST_OBJECT_UNLOCK (self);
-
-  if (tile_changed) {
-    rc = ctsr_set_tile_size (self->ctx, tile_size, err, sizeof err);
+  gst_ctsr_upscale_take_settings_locked (self, &set);
+  t = set.t;
+  if (set.tile_changed) {
+    rc = ctsr_set_tile_size (self->ctx, set.tile_size, err, sizeof err);
     if (rc)
       goto tile_failed;
   }
 
   /* regions of interest: a timestep map, or the uniform t */
-  rc = gst_ctsr_upscale_update_map_locked (self, in_frame->buffer, w, h, t, roi_t,
-      roi_transition, err, sizeof err);
+  rc = gst_ctsr_upscale_update_map_locked (self, in_frame->buffer, w, h, t, set.roi_t,
+      set.roi_transition, err, sizeof err);
   if (rc)
     goto map_failed;
 
-  /* I420 / NV12: converted in libctsr's shaders where the device can */
-  if (self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx)) {
-    GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f (YUV in shaders)", w, h, t);
-    rc = gst_ctsr_upscale_process_yuv_locked (self, in_frame, out_frame, err, sizeof err);
-    if (rc)
-      goto process_failed;
-    g_mutex_unlock (&self->engine_lock);
-    return GST_FLOW_OK;
-  }
-
-  GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f", w, h, t);
-  rc = gst_ctsr_upscale_process_rgba_locked (self, in_frame, out_frame, err, sizeof err);
+  /* I420 / NV12: converted in libctsr's shaders where the device can; else RGBA */
+  yuv = self->in_conv.is_yuv && ctsr_supports_yuv (self->ctx);
+  GST_LOG_OBJECT (self, "upscaling %dx%d at t=%.3f%s", w, h, t,
+      yuv ? " (YUV in shaders)" : "");
+  rc = yuv ? gst_ctsr_upscale_process_yuv_locked (self, in_frame, out_frame, err, sizeof err)
+      : gst_ctsr_upscale_process_rgba_locked (self, in_frame, out_frame, err, sizeof err);
   if (rc)
     goto process_failed;
   g_mutex_unlock (&self->engine_lock);
 
-  if (!self->out_conv.direct)
+  if (!yuv && !self->out_conv.direct)
     gst_ctsr_convert_from_rgba (&self->out_conv, self->out_rgba, self->out_rgba_stride,
         out_frame);
   return GST_FLOW_OK;
@@ -894,7 +904,8 @@ map_failed:
   return GST_FLOW_ERROR;
 tile_failed:
   g_mutex_unlock (&self->engine_lock);
-  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Invalid tile size %d: %s", tile_size, err),
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+      ("Invalid tile size %d: %s", set.tile_size, err),
       ("libctsr: %s", ctsr_strerror (rc)));
   return GST_FLOW_ERROR;
 process_failed:
