@@ -1,11 +1,12 @@
 /* libctsr internal: the context, and what its units share. Along the data path:
+ *   optable.c  the operator table (optable.h): per operator its shader, specialization and
+ *              push constants, group counts; what graph.c, run.c and ops.c dispatch through
  *   graph.c    the network as a list of dispatches: shaders, pipelines, weight packing,
  *              descriptor sets
  *   run.c      one frame through the network: tile buffers, tiles, recording, submission
  *   profile.c  timestamps per dispatch (ctsr_set_profiling)
  *   frame.c    frame I/O: RGBA8, float RGB, YUV 4:2:0 (checks, frame buffers, copies)
  *   context.c  the context and its getters and setters; model loading and warm-up
- *   optable.c  the operator table (optable.h), what graph.c, run.c and ops.c dispatch through
  * (ops.c, test support, runs one shader on host arrays.) */
 #ifndef CTSR_INTERNAL_H
 #define CTSR_INTERNAL_H
@@ -15,14 +16,8 @@
 #include "optable.h"
 #include "vk.h"
 
+/* the context's buffers (run.c describes the tile tensors IMG, X, T1, T2) */
 enum { B_FRAME_IN, B_FRAME_OUT, B_IMG, B_X, B_T1, B_T2, B_WEIGHTS, B_FILM, B_COUNT };
-/* the SPIR-V of a convolution with kernel size k (1 or 3) */
-static inline int conv_shader(int k, int shuffle)
-{
-    return k == 3 ? (shuffle ? K_CONV : K_CONV3_PLAIN) : (shuffle ? K_CONV1_SHUFFLE : K_CONV1_PLAIN);
-}
-/* frame formats: CTSR_FMT_* (ctsr-abi.h); I420 and NV12 use the K_UNPACK_YUV / K_OUTPUT_YUV
- * shaders (8-bit storage) */
 
 #define MAX_PIPES 48
 #define MAX_DISPATCH (8 + CTSR_MAX_BLOCKS * 12)

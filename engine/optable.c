@@ -55,9 +55,12 @@ static void unpack_groups(const ctsr_context *ctx, const ctsr_op *op, const ctsr
 
 /* ---- convolution ---- */
 
+/* kernel size 3 or 1, with or without subgroup shuffles */
 static int conv_shader_of(const ctsr_context *ctx, const ctsr_op *op)
 {
-    return conv_shader(op->k, ctx->vk.subgroup_shuffle);
+    const int shuffle = ctx->vk.subgroup_shuffle;
+    return op->k == 3 ? (shuffle ? K_CONV : K_CONV3_PLAIN)
+                      : (shuffle ? K_CONV1_SHUFFLE : K_CONV1_PLAIN);
 }
 
 static int conv_spec(const ctsr_context *ctx, const ctsr_op *op, int32_t *spec)
