@@ -1,7 +1,7 @@
 /* What libctsr's C code and its GLSL compute shaders must agree on, written once and included
  * by both (the shaders through common.glsl, compiled with glslang -I engine/; the C code
  * through config.h and optable.h), so that the two sides cannot disagree on a push-constant
- * layout, a specialization-constant id or an enum value.
+ * layout, a descriptor binding, a specialization-constant id or an enum value.
  *
  * glslang defines VULKAN when it compiles for Vulkan (-V); C sees the same member lists as
  * structs of int32_t and float, with _Static_assert on their size (no padding: GLSL lays out
@@ -49,6 +49,32 @@
 #define CTSR_YUV_FLAG_COSITED_H 2  /* chroma sited with the even luma columns, else centred */
 #define CTSR_YUV_FLAG_COSITED_V 4  /* chroma sited with the even luma rows, else centred */
 
+/* ---- descriptor bindings (set 0: one layout for every shader) ---- */
+
+/* storage buffers 0..CTSR_BINDINGS-1 */
+#define CTSR_BINDING_IN 0      /* the input: activations, or the frame (unpack) */
+#define CTSR_BINDING_OUT 1     /* the output: activations (read too by convolution modes 1-3),
+                                * or the frame (output) */
+#define CTSR_BINDING_WEIGHTS 2 /* packed weights (output.comp: the bilinear image) */
+#define CTSR_BINDING_FILM 3    /* FiLM vectors; with a timestep map also the levels' table and
+                                * the level positions */
+#define CTSR_BINDINGS 4
+/* uniform texel buffers (vec4 texels, samplerBuffer) over the memory of bindings 0, 2, 3 */
+#define CTSR_BINDING_IN_TEXELS 4     /* binding 0's (window attention reads its input so) */
+#define CTSR_BINDING_WEIGHT_TEXELS 5 /* binding 2's, RGBA32F */
+#define CTSR_BINDING_FILM_TEXELS 6   /* the start of binding 3's, RGBA32F: the FiLM vectors and
+                                      * the levels' table */
+#define CTSR_TEXEL_BINDINGS 3
+/* storage texel buffers (vec4 texels, imageBuffer, read only) over the memory of bindings 0
+ * and 1: the convolution's input and its output's previous values. On lavapipe imageLoad is
+ * an inline gather, cheaper than texelFetch (a call into a helper, live registers spilled
+ * around it) and much cheaper than scalarised SSBO loads. */
+#define CTSR_BINDING_IN_IMAGE 7
+#define CTSR_BINDING_OUT_IMAGE 8
+#define CTSR_IMAGE_BINDINGS 2
+/* (the texel and image bindings follow the storage buffers without gaps: bindings
+ * 0 .. CTSR_BINDINGS + CTSR_TEXEL_BINDINGS + CTSR_IMAGE_BINDINGS - 1) */
+
 /* ---- specialization constants (ids) ---- */
 
 #define CTSR_SPEC_WG 0 /* every shader: workgroup size (local_size_x_id) */
@@ -82,8 +108,9 @@
 
 #define CTSR_PUSH_BYTES 64 /* the pipeline layout's push-constant range */
 
-/* conv.comp: region size in pixels; weight and bias offsets in floats; FiLM offset in
- * floats (gamma at foff, beta at foff + COUT4 * 4); CTSR_CONV_FILM_MAP: level stride, level
+/* conv.comp: region size in pixels; weight and bias offsets in floats (the bias offset a
+ * multiple of 4: read as a texel); FiLM offset in floats, a multiple of 4 (gamma at foff,
+ * beta at foff + COUT4 * 4, read as texels); CTSR_CONV_FILM_MAP: level stride, level
  * positions at moff with row stride mstride (frame pixels), region origin rx, ry */
 #define CTSR_PC_CONV                                                                          \
     CTSR_I32 width; CTSR_I32 height;                                                          \
@@ -141,6 +168,12 @@ CTSR_PC_CHECK(ctsr_pc_unpack, 9, flags);
 CTSR_PC_CHECK(ctsr_pc_output, 13, flags);
 #undef CTSR_PC_CHECK
 _Static_assert(sizeof(float) == 4, "GLSL float is 32 bits");
+_Static_assert(CTSR_BINDING_IN_TEXELS == CTSR_BINDINGS &&
+                   CTSR_BINDING_IN_IMAGE == CTSR_BINDINGS + CTSR_TEXEL_BINDINGS &&
+                   CTSR_BINDING_FILM_TEXELS == CTSR_BINDING_IN_TEXELS + CTSR_TEXEL_BINDINGS - 1 &&
+                   CTSR_BINDING_OUT_IMAGE == CTSR_BINDING_IN_IMAGE + CTSR_IMAGE_BINDINGS - 1,
+               "descriptor bindings: storage buffers, texel buffers, storage texel buffers, "
+               "numbered without gaps");
 #endif
 
 #endif

@@ -286,18 +286,8 @@ int ctsr_network_overlap(const ctsr_config *c)
 
 int ctsr_alloc_descriptors(ctsr_context *ctx, char *err, size_t errlen)
 {
-    int ret = 0;
-    VkDescriptorPoolSize ps[2] = {
-        {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-         .descriptorCount = (uint32_t)(ctx->nd * CTSR_BINDINGS)},
-        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-         .descriptorCount = (uint32_t)(CTSR_TEXEL_BINDINGS * ctx->nd)}};
-    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                      .maxSets = (uint32_t)ctx->nd,
-                                      .poolSizeCount = 2,
-                                      .pPoolSizes = ps};
-    VK_CHECK(vkCreateDescriptorPool(ctx->vk.dev, &pci, NULL, &ctx->dpool));
-    for (int i = 0; i < ctx->nd; i++) {
+    int ret = ctsr_vk_descriptor_pool(&ctx->vk, (uint32_t)ctx->nd, &ctx->dpool, err, errlen);
+    for (int i = 0; !ret && i < ctx->nd; i++) {
         VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                           .descriptorPool = ctx->dpool,
                                           .descriptorSetCount = 1,
@@ -308,7 +298,6 @@ fail:
     return ret;
 }
 
-
 void ctsr_write_descriptors(ctsr_context *ctx)
 {
     for (int i = 0; i < ctx->nd; i++) {
@@ -316,12 +305,17 @@ void ctsr_write_descriptors(ctsr_context *ctx)
         VkBuffer bufs[CTSR_BINDINGS];
         for (int j = 0; j < CTSR_BINDINGS; j++)
             bufs[j] = ctx->buf[d->bind[j]].buf;
-        /* texel view of the input (dispatches that read a frame buffer never use it), the
-         * weights, the FiLM table (MODE 3 convolutions only; the others never read it) */
-        const ctsr_buffer *in = &ctx->buf[d->bind[0]];
-        const VkBufferView views[CTSR_TEXEL_BINDINGS] = {
-            in->view ? in->view : ctx->buf[B_X].view, ctx->buf[B_WEIGHTS].view,
-            ctx->buf[B_FILM].view ? ctx->buf[B_FILM].view : ctx->buf[B_X].view};
+        /* texel views of the input (uniform and storage texel buffer; dispatches that read a
+         * frame buffer never use them), the weights, the FiLM vectors (convolutions in modes
+         * 1 and 3 only), the output (storage texel buffer: convolutions in modes 1-3 only;
+         * dispatches that write a frame buffer never use it). A buffer without a view (a
+         * frame buffer) is stood in for by B_X's. */
+        const VkBufferView x = ctx->buf[B_X].view;
+        const VkBufferView in = ctx->buf[d->bind[0]].view ? ctx->buf[d->bind[0]].view : x;
+        const VkBufferView out = ctx->buf[d->bind[1]].view ? ctx->buf[d->bind[1]].view : x;
+        const VkBufferView film = ctx->buf[B_FILM].view ? ctx->buf[B_FILM].view : x;
+        const VkBufferView views[CTSR_VIEW_BINDINGS] = {in, ctx->buf[B_WEIGHTS].view, film, in,
+                                                        out};
         ctsr_write_set(ctx->vk.dev, d->set, bufs, views);
     }
 }

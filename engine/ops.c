@@ -48,8 +48,9 @@ static void from_padded(const void *src, size_t px, int c, float *dst, int fp16)
 static double bench_ms;
 static int bench_reps;
 
-/* The buffers of bindings 0..3 from b (host data uploaded, the rest zero); bindings 0 and 2
- * also as vec4 texels, binding 3 (FiLM) too, for the MODE 3 convolution. */
+/* The buffers of bindings 0..3 from b (host data uploaded, the rest zero); bindings 0..2
+ * also as vec4 texels (the output too: the convolution reads its previous values so), binding
+ * 3 (FiLM) too, for the MODE 1 and 3 convolutions. */
 static int make_buffers(ctsr_context *ctx, const op_buf *b, int out_binding, int out_act,
                         ctsr_buffer buf[CTSR_BINDINGS], char *err, size_t errlen)
 {
@@ -61,8 +62,7 @@ static int make_buffers(ctsr_context *ctx, const op_buf *b, int out_binding, int
                                 : b[i].px * c4(b[i].c) * 4 * (act && ctx->fp16 ? 2 : 4);
         if ((ret = ctsr_vk_buffer_create(vk, &buf[i], bytes + 16, 1, err, errlen)))
             return ret;
-        if ((i == 0 || i == 2) &&
-            (ret = ctsr_vk_buffer_view(vk, &buf[i], act && ctx->fp16, err, errlen)))
+        if (i <= 2 && (ret = ctsr_vk_buffer_view(vk, &buf[i], act && ctx->fp16, err, errlen)))
             return ret;
         if (i == 3 && (ret = ctsr_vk_buffer_view_part(vk, &buf[i], (bytes + 16) / 16 * 16, err,
                                                       errlen)))
@@ -82,12 +82,8 @@ static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS],
 {
     ctsr_vk *vk = &ctx->vk;
     int ret = 0;
-    VkDescriptorPoolSize ps[2] = {
-        {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = CTSR_BINDINGS},
-        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = CTSR_TEXEL_BINDINGS}};
-    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                      .maxSets = 1, .poolSizeCount = 2, .pPoolSizes = ps};
-    VK_CHECK(vkCreateDescriptorPool(vk->dev, &pci, NULL, pool));
+    if ((ret = ctsr_vk_descriptor_pool(vk, 1, pool, err, errlen)))
+        return ret;
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                       .descriptorPool = *pool, .descriptorSetCount = 1,
                                       .pSetLayouts = &vk->set_layout};
@@ -95,7 +91,8 @@ static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS],
     VkBuffer bufs[CTSR_BINDINGS];
     for (int j = 0; j < CTSR_BINDINGS; j++)
         bufs[j] = buf[j].buf;
-    const VkBufferView views[CTSR_TEXEL_BINDINGS] = {buf[0].view, buf[2].view, buf[3].view};
+    const VkBufferView views[CTSR_VIEW_BINDINGS] = {buf[0].view, buf[2].view, buf[3].view,
+                                                    buf[0].view, buf[1].view};
     ctsr_write_set(vk->dev, *set, bufs, views);
 fail:
     return ret;

@@ -262,28 +262,22 @@ void ctsr_op_record(ctsr_context *ctx, VkPipeline pipe, VkDescriptorSet set, con
 }
 
 void ctsr_write_set(VkDevice dev, VkDescriptorSet set, const VkBuffer bufs[CTSR_BINDINGS],
-                    const VkBufferView views[CTSR_TEXEL_BINDINGS])
+                    const VkBufferView views[CTSR_VIEW_BINDINGS])
 {
-    static const uint32_t texel_binding[CTSR_TEXEL_BINDINGS] = {
-        CTSR_TEXEL_BINDING, CTSR_WEIGHT_TEXEL_BINDING, CTSR_FILM_TEXEL_BINDING};
     VkDescriptorBufferInfo bi[CTSR_BINDINGS];
-    VkWriteDescriptorSet w[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
-    for (int j = 0; j < CTSR_BINDINGS; j++) {
-        bi[j] = (VkDescriptorBufferInfo){.buffer = bufs[j], .range = VK_WHOLE_SIZE};
+    VkWriteDescriptorSet w[CTSR_ALL_BINDINGS];
+    for (int j = 0; j < CTSR_ALL_BINDINGS; j++) {
         w[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
                                       .dstBinding = (uint32_t)j,
                                       .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      .pBufferInfo = &bi[j]};
+                                      .descriptorType = ctsr_vk_binding_type(j)};
+        if (j < CTSR_BINDINGS) {
+            bi[j] = (VkDescriptorBufferInfo){.buffer = bufs[j], .range = VK_WHOLE_SIZE};
+            w[j].pBufferInfo = &bi[j];
+        } else {
+            w[j].pTexelBufferView = &views[j - CTSR_BINDINGS];
+        }
     }
-    for (int j = 0; j < CTSR_TEXEL_BINDINGS; j++)
-        w[CTSR_BINDINGS + j] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = set,
-            .dstBinding = texel_binding[j],
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-            .pTexelBufferView = &views[j]};
-    vkUpdateDescriptorSets(dev, CTSR_BINDINGS + CTSR_TEXEL_BINDINGS, w, 0, NULL);
+    vkUpdateDescriptorSets(dev, CTSR_ALL_BINDINGS, w, 0, NULL);
 }

@@ -83,9 +83,11 @@ int ctsr_op_pipeline(ctsr_context *ctx, const ctsr_op *op, VkPipeline *out, char
  * descriptor set, pushes the constants, dispatches. */
 void ctsr_op_record(ctsr_context *ctx, VkPipeline pipe, VkDescriptorSet set, const ctsr_op *op,
                     const ctsr_tile *t);
-/* Points a descriptor set at storage buffers 0..CTSR_BINDINGS-1 and at the texel views of
- * bindings CTSR_TEXEL_BINDING, CTSR_WEIGHT_TEXEL_BINDING, CTSR_FILM_TEXEL_BINDING. */
+/* Points a descriptor set at storage buffers 0..CTSR_BINDINGS-1 (bufs) and at the texel
+ * views of bindings CTSR_BINDINGS..CTSR_ALL_BINDINGS-1 (views, in binding order: the uniform
+ * texel buffers of the input, the weights and the FiLM vectors; the storage texel buffers of
+ * the input and the output). */
 void ctsr_write_set(VkDevice dev, VkDescriptorSet set, const VkBuffer bufs[CTSR_BINDINGS],
-                    const VkBufferView views[CTSR_TEXEL_BINDINGS]);
+                    const VkBufferView views[CTSR_VIEW_BINDINGS]);
 
 #endif

@@ -53,7 +53,7 @@ static int tmap_prepare(ctsr_context *ctx, char *err, size_t errlen)
         ctsr_buffer nb = {0};
         if ((ret = ctsr_vk_buffer_create(&ctx->vk, &nb, bytes, 1, err, errlen)))
             return ret;
-        /* the table as vec4 texels (binding CTSR_FILM_TEXEL_BINDING) */
+        /* the table as vec4 texels (binding CTSR_BINDING_FILM_TEXELS) */
         if ((ret = ctsr_vk_buffer_view_part(&ctx->vk, &nb, tmap_table_floats(c) * sizeof(float),
                                             err, errlen))) {
             ctsr_vk_buffer_destroy(&ctx->vk, &nb);

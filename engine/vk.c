@@ -232,6 +232,29 @@ static void query_features(ctsr_vk *vk)
 
 }
 
+/* The texel buffer formats of the shaders: RGBA32F (weights, FiLM vectors, fp32 activations)
+ * as uniform and storage texel buffers, or the device is refused; RGBA16F (fp16 activations)
+ * likewise, or fp16 storage is off. (Lavapipe has both; the check turns a device without
+ * them into a message instead of a failing vkCreateBufferView or a wrong result.) */
+static int check_texel_formats(ctsr_vk *vk, char *err, size_t errlen)
+{
+    const VkFormatFeatureFlags need = VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT |
+                                      VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT;
+    VkFormatProperties f32, f16;
+    vkGetPhysicalDeviceFormatProperties(vk->phys, VK_FORMAT_R32G32B32A32_SFLOAT, &f32);
+    vkGetPhysicalDeviceFormatProperties(vk->phys, VK_FORMAT_R16G16B16A16_SFLOAT, &f16);
+    if ((f32.bufferFeatures & need) != need) {
+        const int uni = !!(f32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT);
+        ctsr_seterr(err, errlen, "Vulkan device %s does not support R32G32B32A32_SFLOAT %s texel "
+                    "buffers, which libctsr's shaders need", vk->props.deviceName,
+                    uni ? "storage" : "uniform");
+        return CTSR_E_NO_DEVICE;
+    }
+    if ((f16.bufferFeatures & need) != need)
+        vk->fp16_storage = 0;
+    return 0;
+}
+
 /* The logical device and its queue, with exactly the features query_features found. */
 static int create_device(ctsr_vk *vk, char *err, size_t errlen)
 {
@@ -287,17 +310,15 @@ static int create_layouts(ctsr_vk *vk, char *err, size_t errlen)
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VK_CHECK(vkCreateFence(vk->dev, &fci, NULL, &vk->fence));
 
-    VkDescriptorSetLayoutBinding b[CTSR_BINDINGS + CTSR_TEXEL_BINDINGS];
-    for (int i = 0; i < CTSR_BINDINGS + CTSR_TEXEL_BINDINGS; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){
-            .binding = (uint32_t)i,
-            .descriptorType = i >= CTSR_BINDINGS ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                 : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .descriptorCount = 1,
-            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutBinding b[CTSR_ALL_BINDINGS];
+    for (int i = 0; i < CTSR_ALL_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
+                                              .descriptorType = ctsr_vk_binding_type(i),
+                                              .descriptorCount = 1,
+                                              .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dl = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = CTSR_BINDINGS + CTSR_TEXEL_BINDINGS,
+        .bindingCount = CTSR_ALL_BINDINGS,
         .pBindings = b};
     VK_CHECK(vkCreateDescriptorSetLayout(vk->dev, &dl, NULL, &vk->set_layout));
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -324,7 +345,8 @@ int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_
     vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->mem_props);
     vk->is_cpu = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     query_features(vk);
-    if ((ret = create_device(vk, err, errlen)) || (ret = create_layouts(vk, err, errlen)))
+    if ((ret = check_texel_formats(vk, err, errlen)) || (ret = create_device(vk, err, errlen)) ||
+        (ret = create_layouts(vk, err, errlen)))
         goto fail;
     return 0;
 
@@ -375,6 +397,7 @@ int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int ho
                               .size = size,
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                        VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                                       VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -461,6 +484,25 @@ int ctsr_vk_buffer_view_part(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize bytes, ch
         return CTSR_E_INVALID;
     }
     VK_CHECK(vkCreateBufferView(vk->dev, &vi, NULL, &b->view));
+fail:
+    return ret;
+}
+
+int ctsr_vk_descriptor_pool(ctsr_vk *vk, uint32_t nsets, VkDescriptorPool *out, char *err,
+                            size_t errlen)
+{
+    int ret = 0;
+    VkDescriptorPoolSize ps[3] = {
+        {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = nsets * CTSR_BINDINGS},
+        {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+         .descriptorCount = nsets * CTSR_TEXEL_BINDINGS},
+        {.type = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
+         .descriptorCount = nsets * CTSR_IMAGE_BINDINGS}};
+    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                      .maxSets = nsets,
+                                      .poolSizeCount = 3,
+                                      .pPoolSizes = ps};
+    VK_CHECK(vkCreateDescriptorPool(vk->dev, &pci, NULL, out));
 fail:
     return ret;
 }

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <vulkan/vulkan.h>
 
-#include "ctsr-abi.h" /* CTSR_PUSH_BYTES */
+#include "ctsr-abi.h" /* CTSR_PUSH_BYTES, the bindings */
 #include "ctsr.h"
 #include "error.h" /* ctsr_seterr, for VK_CHECK */
 
@@ -35,17 +35,25 @@ typedef struct ctsr_buffer {
     VkBufferView view; /* vec4 texel view (ctsr_vk_buffer_view), or VK_NULL_HANDLE */
 } ctsr_buffer;
 
-/* Bindings of every dispatch: storage buffers 0..3, and binding 4, a uniform texel buffer
- * (vec4 texels) over the same memory as binding 0, which the convolutions read through:
- * on lavapipe texelFetch of a vec4 is much faster than vec4 SSBO loads. */
-#define CTSR_BINDINGS 4
-#define CTSR_TEXEL_BINDING 4
-/* binding 5: uniform texel buffer (RGBA32F) over binding 2's memory (the weights) */
-#define CTSR_WEIGHT_TEXEL_BINDING 5
-/* binding 6: uniform texel buffer (RGBA32F) over the start of binding 3's memory (the FiLM
- * vectors; the table of a timestep map, read by the MODE 3 convolutions) */
-#define CTSR_FILM_TEXEL_BINDING 6
-#define CTSR_TEXEL_BINDINGS 3
+/* Bindings of every dispatch (numbers in ctsr-abi.h, shared with the shaders): storage
+ * buffers 0..3; uniform texel buffers (vec4 texels) 4..6 over the memory of bindings 0 (which
+ * window attention reads through: on lavapipe texelFetch of a vec4 is much faster than vec4
+ * SSBO loads), 2 (the weights) and 3 (the FiLM vectors; the table of a timestep map); storage
+ * texel buffers 7 and 8 over the memory of bindings 0 and 1, which the convolutions read
+ * (their input; their output's previous values) through: on lavapipe imageLoad is an inline
+ * gather, cheaper still than texelFetch. Every buffer has uniform and storage texel usage; the
+ * texel views are the buffers' `view`. */
+#define CTSR_ALL_BINDINGS (CTSR_BINDINGS + CTSR_TEXEL_BINDINGS + CTSR_IMAGE_BINDINGS)
+/* the views of bindings CTSR_BINDINGS.. (texel and storage texel buffers) */
+#define CTSR_VIEW_BINDINGS (CTSR_TEXEL_BINDINGS + CTSR_IMAGE_BINDINGS)
+
+/* the descriptor type of binding b */
+static inline VkDescriptorType ctsr_vk_binding_type(int b)
+{
+    return b < CTSR_BINDINGS           ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+           : b < CTSR_BINDING_IN_IMAGE ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                       : VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER;
+}
 
 typedef struct ctsr_vk {
     VkInstance instance;
@@ -62,12 +70,14 @@ typedef struct ctsr_vk {
     VkPhysicalDeviceMemoryProperties mem_props;
     uint32_t subgroup_size;
     int subgroup_shuffle; /* shuffle supported in compute with size >= 8, multiple of 8 */
-    int fp16_storage;     /* storageBuffer16BitAccess + shaderFloat16 */
+    int fp16_storage;     /* storageBuffer16BitAccess + shaderFloat16 + RGBA16F texel buffers */
     int storage8;         /* storageBuffer8BitAccess (enabled when present) */
     int is_cpu;
     size_t bytes_allocated;
 } ctsr_vk;
 
+/* Fails (CTSR_E_NO_DEVICE) when the device cannot read RGBA32F texel buffers (uniform and
+ * storage), which the shaders need; without them for RGBA16F, fp16_storage is 0. */
 int ctsr_vk_init(ctsr_vk *vk, int device_index, int validation, char *err, size_t errlen);
 void ctsr_vk_destroy(ctsr_vk *vk);
 
@@ -83,6 +93,10 @@ int ctsr_vk_buffer_view_part(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize bytes, ch
 /* Copies host data into a buffer (mapped write, or a staging copy for device-local memory). */
 int ctsr_vk_upload(ctsr_vk *vk, ctsr_buffer *b, const void *data, VkDeviceSize size,
                    char *err, size_t errlen);
+
+/* A descriptor pool for `nsets` sets of the layout (every binding once per set). */
+int ctsr_vk_descriptor_pool(ctsr_vk *vk, uint32_t nsets, VkDescriptorPool *out, char *err,
+                            size_t errlen);
 
 /* Compute pipeline from SPIR-V and int32 specialization constants 0..nspec-1. */
 int ctsr_vk_pipeline(ctsr_vk *vk, const uint32_t *spv, size_t spv_bytes, const int32_t *spec,

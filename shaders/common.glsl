@@ -1,5 +1,6 @@
 // Shared declarations of the libctsr compute shaders. What C and GLSL agree on (push
-// constants, specialization-constant ids, enums) is ctsr-abi.h, included here.
+// constants, descriptor bindings, specialization-constant ids, enums) is ctsr-abi.h, included
+// here.
 // Activations are NHWC with the channel count padded to a multiple of 4 and are read and
 // written as vec4. With -DCTSR_FP16=1 they are stored as f16vec4 (arithmetic stays fp32).
 #include "ctsr-abi.h"

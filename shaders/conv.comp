@@ -29,16 +29,24 @@ layout(constant_id = CTSR_SPEC_CONV_KS) const int KS_UNUSED = 0; // KS is a comp
 layout(constant_id = CTSR_SPEC_CONV_ACT) const int ACT = 0;
 layout(constant_id = CTSR_SPEC_CONV_MODE) const int MODE = 0;
 
-// the input, read as vec4 texels (binding 0's memory through a texel view: RGBA32F, or RGBA16F
-// with fp16 storage): on lavapipe one texelFetch beats four scalarised SSBO loads
-layout(binding = 4) uniform samplerBuffer xin;
-// the weights as RGBA32F texels (binding 2's memory)
-layout(binding = 5) uniform samplerBuffer wtex;
-layout(std430, binding = 1) buffer Out { ACT_T y[]; };
-layout(std430, binding = 2) readonly buffer Weights { float wt[]; };
-layout(std430, binding = 3) readonly buffer Film { float film[]; };
-// binding 3's FiLM vectors as RGBA32F texels (MODE 3 reads its table through it)
-layout(binding = 6) uniform samplerBuffer filmtex;
+// The input, and the output's previous values (MODE 1-3), read as vec4 texels: binding 0's and
+// binding 1's memory through storage texel views (RGBA32F, or RGBA16F with fp16 storage). On
+// lavapipe imageLoad is an inline gather, cheaper than texelFetch (a call into a helper, live
+// registers spilled around it) and much cheaper than scalarised SSBO loads.
+#if CTSR_FP16
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba16f) uniform readonly imageBuffer xin;
+layout(binding = CTSR_BINDING_OUT_IMAGE, rgba16f) uniform readonly imageBuffer yold;
+#else
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba32f) uniform readonly imageBuffer xin;
+layout(binding = CTSR_BINDING_OUT_IMAGE, rgba32f) uniform readonly imageBuffer yold;
+#endif
+// the weights and biases as RGBA32F texels (binding 2's memory)
+layout(binding = CTSR_BINDING_WEIGHT_TEXELS) uniform samplerBuffer wtex;
+layout(std430, binding = CTSR_BINDING_OUT) buffer Out { ACT_T y[]; };
+layout(std430, binding = CTSR_BINDING_FILM) readonly buffer Film { float film[]; };
+// binding 3's FiLM vectors as RGBA32F texels (MODE 1 reads its gamma and beta through it,
+// MODE 3 its table); binding 3 itself: MODE 3's level positions
+layout(binding = CTSR_BINDING_FILM_TEXELS) uniform samplerBuffer filmtex;
 
 layout(push_constant) uniform PC {
     CTSR_PC_CONV // region size; weight, bias, FiLM offsets; MODE 3: lstride, moff, mstride, rx, ry
@@ -50,38 +58,38 @@ const int R = KS / 2;
 // Weights of (ocg, ky, kx, c4) are 8 texels: texel l holds output channel ocg*8 + l for the 4
 // input channels of c4. Each lane fetches one texel; subgroupShuffle with a constant lane hands
 // them to every lane (on lavapipe a permute; on GPUs the lanes of a subgroup share ocg and row).
+// The weight texels of a row's 3 taps are fetched together, before the arithmetic: on lavapipe
+// texelFetch is a call around which the accumulators are spilled, then once per group.
 #if SHUFFLE_OK
-#define WFETCH(wt4) const vec4 wl = texelFetch(wtex, (wt4) + int(sglane))
-#define WLOAD(wt4, lane, comp) subgroupShuffle(wl.comp, lane)
+#define WFETCH(wl, wt4) const vec4 wl = texelFetch(wtex, (wt4) + int(sglane))
+#define WLOAD(wl, wt4, lane, comp) subgroupShuffle(wl.comp, lane)
 #else
-#define WFETCH(wt4)
-#define WLOAD(wt4, lane, comp) texelFetch(wtex, (wt4) + (lane)).comp
+#define WFETCH(wl, wt4)
+#define WLOAD(wl, wt4, lane, comp) texelFetch(wtex, (wt4) + (lane)).comp
 #endif
 // one input channel `comp` of the 4 pixels VA..VD against 8 output channels
-#define STEP(wt4, comp, VA, VB, VC, VD)                                                        \
+#define STEP(wl, wt4, comp, VA, VB, VC, VD)                                                    \
     {                                                                                          \
-        const vec4 w0 = vec4(WLOAD(wt4, 0, comp), WLOAD(wt4, 1, comp), WLOAD(wt4, 2, comp),    \
-                             WLOAD(wt4, 3, comp));                                             \
-        const vec4 w1 = vec4(WLOAD(wt4, 4, comp), WLOAD(wt4, 5, comp), WLOAD(wt4, 6, comp),    \
-                             WLOAD(wt4, 7, comp));                                             \
+        const vec4 w0 = vec4(WLOAD(wl, wt4, 0, comp), WLOAD(wl, wt4, 1, comp),                 \
+                             WLOAD(wl, wt4, 2, comp), WLOAD(wl, wt4, 3, comp));                \
+        const vec4 w1 = vec4(WLOAD(wl, wt4, 4, comp), WLOAD(wl, wt4, 5, comp),                 \
+                             WLOAD(wl, wt4, 6, comp), WLOAD(wl, wt4, 7, comp));                \
         a00 += VA.comp * w0; a01 += VA.comp * w1;                                              \
         a10 += VB.comp * w0; a11 += VB.comp * w1;                                              \
         a20 += VC.comp * w0; a21 += VC.comp * w1;                                              \
         a30 += VD.comp * w0; a31 += VD.comp * w1;                                              \
     }
-#define TAP(wt4, VA, VB, VC, VD)                                                               \
+// the 4 input channels of one tap (weights wl, fetched with WFETCH)
+#define TAP(wl, wt4, VA, VB, VC, VD)                                                           \
     {                                                                                          \
-        WFETCH(wt4);                                                                           \
-        STEP(wt4, x, VA, VB, VC, VD)                                                           \
-        STEP(wt4, y, VA, VB, VC, VD)                                                           \
-        STEP(wt4, z, VA, VB, VC, VD)                                                           \
-        STEP(wt4, w, VA, VB, VC, VD)                                                           \
+        STEP(wl, wt4, x, VA, VB, VC, VD)                                                       \
+        STEP(wl, wt4, y, VA, VB, VC, VD)                                                       \
+        STEP(wl, wt4, z, VA, VB, VC, VD)                                                       \
+        STEP(wl, wt4, w, VA, VB, VC, VD)                                                       \
     }
 
-#if KS == 3
-// MODE 3: gamma and beta of output channels oc4 at level offset `lo`, moved towards the next
-// level by f when f > 0
-// (offsets are multiples of 4 floats: one texel per vec4)
+// MODE 1 and 3: gamma and beta of output channels oc4 at offset `lo` (floats, a multiple of 4:
+// one texel per vec4), moved towards the next level by f when f > 0 (MODE 3)
 void film_at(int lo, float f, int oc4, out vec4 g, out vec4 b)
 {
     const int fo = lo / 4 + oc4, fb = fo + COUT4;
@@ -93,12 +101,11 @@ void film_at(int lo, float f, int oc4, out vec4 g, out vec4 b)
         b += f * (texelFetch(filmtex, fb + st) - b);
     }
 }
-#endif
 
 vec4 ld(int rowbase, bool rowok, int sx, int c4)
 {
     const bool ok = rowok && sx >= 0 && sx < pc.width;
-    return texelFetch(xin, (rowbase + clamp(sx, 0, pc.width - 1)) * CIN4 + c4) * (ok ? 1.0 : 0.0);
+    return imageLoad(xin, (rowbase + clamp(sx, 0, pc.width - 1)) * CIN4 + c4) * (ok ? 1.0 : 0.0);
 }
 
 void main()
@@ -124,13 +131,17 @@ void main()
             const vec4 v0 = ld(rowbase, rowok, x0 - 1, c4), v1 = ld(rowbase, rowok, x0, c4);
             const vec4 v2 = ld(rowbase, rowok, x0 + 1, c4), v3 = ld(rowbase, rowok, x0 + 2, c4);
             const vec4 v4 = ld(rowbase, rowok, x0 + 3, c4), v5 = ld(rowbase, rowok, x0 + 4, c4);
-            TAP(wb, v0, v1, v2, v3)
-            TAP(wb + CIN4 * 8, v1, v2, v3, v4)
-            TAP(wb + 2 * CIN4 * 8, v2, v3, v4, v5)
+            WFETCH(wl0, wb);
+            WFETCH(wl1, wb + CIN4 * 8);
+            WFETCH(wl2, wb + 2 * CIN4 * 8);
+            TAP(wl0, wb, v0, v1, v2, v3)
+            TAP(wl1, wb + CIN4 * 8, v1, v2, v3, v4)
+            TAP(wl2, wb + 2 * CIN4 * 8, v2, v3, v4, v5)
 #else
             const vec4 v0 = ld(rowbase, rowok, x0, c4), v1 = ld(rowbase, rowok, x0 + 1, c4);
             const vec4 v2 = ld(rowbase, rowok, x0 + 2, c4), v3 = ld(rowbase, rowok, x0 + 3, c4);
-            TAP(wb, v0, v1, v2, v3)
+            WFETCH(wl0, wb);
+            TAP(wl0, wb, v0, v1, v2, v3)
 #endif
         }
     }
@@ -160,14 +171,10 @@ void main()
         if (oc4 >= COUT4)
             break;
         const int ob = pc.boff + oc4 * 4;
-        const vec4 bias = vec4(wt[ob], wt[ob + 1], wt[ob + 2], wt[ob + 3]);
+        const vec4 bias = texelFetch(wtex, ob / 4); // ob: a multiple of 4 (16-byte blocks)
         vec4 g = vec4(0.0), b = vec4(0.0);
-        if (MODE == 1) {
-            const int fo = pc.foff + oc4 * 4;
-            const int fb = fo + COUT4 * 4;
-            g = vec4(film[fo], film[fo + 1], film[fo + 2], film[fo + 3]);
-            b = vec4(film[fb], film[fb + 1], film[fb + 2], film[fb + 3]);
-        }
+        if (MODE == 1)
+            film_at(pc.foff, 0.0, oc4, g, b); // as texels: foff is a multiple of 4
 #if KS == 3
         if (MODE == 3) {
             if (same) {
@@ -180,7 +187,7 @@ void main()
                     const int o = (yy * pc.width + xx) * COUT4 + oc4;
                     vec4 gp, bp;
                     film_at(lo[p], lf[p], oc4, gp, bp);
-                    y[o] = TO_ACT(vec4(y[o]) + (acc[p][j] + bias) * (1.0 + gp) + bp);
+                    y[o] = TO_ACT(imageLoad(yold, o) + (acc[p][j] + bias) * (1.0 + gp) + bp);
                 }
                 continue;
             }
@@ -195,9 +202,9 @@ void main()
             if (MODE == 0)
                 r = activate(r, ACT);
             else if (MODE == 1 || MODE == 3)
-                r = vec4(y[o]) + r * (1.0 + g) + b;
+                r = imageLoad(yold, o) + r * (1.0 + g) + b;
             else
-                r = vec4(y[o]) + r;
+                r = imageLoad(yold, o) + r;
             y[o] = TO_ACT(r);
         }
     }

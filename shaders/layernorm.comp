@@ -7,9 +7,9 @@
 layout(local_size_x_id = CTSR_SPEC_WG, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = CTSR_SPEC_LN_C4) const int C4 = 8;
 
-layout(std430, binding = 0) readonly buffer In { ACT_T x[]; };
-layout(std430, binding = 1) writeonly buffer Out { ACT_T y[]; };
-layout(std430, binding = 2) readonly buffer Weights { vec4 wt[]; };
+layout(std430, binding = CTSR_BINDING_IN) readonly buffer In { ACT_T x[]; };
+layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Out { ACT_T y[]; };
+layout(std430, binding = CTSR_BINDING_WEIGHTS) readonly buffer Weights { vec4 wt[]; };
 
 layout(push_constant) uniform PC { CTSR_PC_LN } pc; // woff, boff: gamma, beta
 

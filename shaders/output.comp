@@ -16,14 +16,14 @@ layout(constant_id = CTSR_SPEC_OUTPUT_FORMAT) const int FORMAT = 0;
 layout(constant_id = CTSR_SPEC_OUTPUT_S) const int S = 2;
 layout(constant_id = CTSR_SPEC_OUTPUT_TAIL4) const int TAIL4 = 3; // tail channel stride / 4
 
-layout(std430, binding = 0) readonly buffer Tail { ACT_T tailv[]; };
+layout(std430, binding = CTSR_BINDING_IN) readonly buffer Tail { ACT_T tailv[]; };
 #if CTSR_YUV
 #extension GL_EXT_shader_8bit_storage : require
-layout(std430, binding = 1) writeonly buffer Frame { uint8_t frame[]; };
+layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Frame { uint8_t frame[]; };
 #else
-layout(std430, binding = 1) writeonly buffer Frame { uint frame[]; };
+layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Frame { uint frame[]; };
 #endif
-layout(std430, binding = 2) readonly buffer Img { ACT_T img[]; };
+layout(std430, binding = CTSR_BINDING_WEIGHTS) readonly buffer Img { ACT_T img[]; };
 
 layout(push_constant) uniform PC {
     CTSR_PC_OUTPUT // region size; interior origin in the region, size, origin in the frame;

@@ -12,11 +12,11 @@ layout(constant_id = CTSR_SPEC_UNPACK_FORMAT) const int FORMAT = 0;
 
 #if CTSR_YUV
 #extension GL_EXT_shader_8bit_storage : require
-layout(std430, binding = 0) readonly buffer Frame { uint8_t frame[]; };
+layout(std430, binding = CTSR_BINDING_IN) readonly buffer Frame { uint8_t frame[]; };
 #else
-layout(std430, binding = 0) readonly buffer Frame { uint frame[]; };
+layout(std430, binding = CTSR_BINDING_IN) readonly buffer Frame { uint frame[]; };
 #endif
-layout(std430, binding = 1) writeonly buffer Tile { ACT_T tile[]; };
+layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Tile { ACT_T tile[]; };
 
 layout(push_constant) uniform PC {
     CTSR_PC_UNPACK // region size, its origin in the frame, frame size

@@ -19,9 +19,10 @@ layout(constant_id = CTSR_SPEC_WATTN_HEADS) const int HEADS = 2;
 layout(constant_id = CTSR_SPEC_WATTN_WIN) const int WIN = 8;
 layout(constant_id = CTSR_SPEC_WATTN_SHARED_KEYS) const bool SHARED_KEYS = false;
 
-layout(std430, binding = 0) readonly buffer In { ACT_T qkv[]; };
-layout(std430, binding = 1) writeonly buffer Out { ACT_T y[]; };
-layout(binding = 4) uniform samplerBuffer qkvt; // binding 0's memory as vec4 texels
+layout(std430, binding = CTSR_BINDING_IN) readonly buffer In { ACT_T qkv[]; };
+layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Out { ACT_T y[]; };
+// binding 0's memory as vec4 texels
+layout(binding = CTSR_BINDING_IN_TEXELS) uniform samplerBuffer qkvt;
 
 layout(push_constant) uniform PC { CTSR_PC_WATTN } pc;
 
