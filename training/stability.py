@@ -44,12 +44,14 @@ def load_any(path):
     return load_student(path).eval()
 
 
-def clips(n_scenes, lr, frames, step, degradation="none", seed=0):
+def clips(n_scenes, lr, frames, step, degradation="none", seed=0, shared_root=None,
+          system_root=None):
+    """The pan clips of the first n_scenes validation photos: [(id, LR frames, origins)]."""
     man = data.load_manifest()
     ents = data.entries(man, "val")[:n_scenes]
     out = []
     for e in ents:
-        scene = data.load_hr(e)
+        scene = data.load_hr(e, shared_root, system_root)
         lrs, _, origins = ctsr_eval.pan_clip(scene, lr, frames, step, degradation, seed)
         out.append((e["id"], lrs, origins))
     return out
