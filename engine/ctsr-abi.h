@@ -35,6 +35,10 @@
 #define CTSR_CONV_FILM 1     /* out += FiLM(conv(in)), FiLM vectors per block */
 #define CTSR_CONV_RESIDUAL 2 /* out += conv(in) */
 #define CTSR_CONV_FILM_MAP 3 /* out += FiLM(conv(in)), FiLM per pixel (timestep map) */
+#define CTSR_CONV_LN 4       /* out = act(conv(LayerNorm(in))), 1x1 only, input channels a
+                              * multiple of 4: LayerNorm's gamma and beta folded into the
+                              * weights and bias when they are packed (ctsr_pack_conv_ln), each
+                              * pixel's mean and variance computed in the shader */
 
 /* frame formats (FORMAT specialization constant of unpack and output); I420 and NV12 are
  * the shaders built with -DCTSR_YUV=1 (8-bit storage) */

@@ -93,12 +93,40 @@ int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
     return 0;
 }
 
-static int pack_vec(wpack *p, const float *v, int n)
+int ctsr_pack_conv_ln(wpack *p, const ctsr_layer *l, const float *g, const float *b, int *woff,
+                      int *boff)
 {
-    int o = wpack_reserve(p, (size_t)n);
-    if (o >= 0)
-        memcpy(p->w + o, v, (size_t)n * sizeof *v);
-    return o;
+    const int ocg = cdiv(l->cout, 8);
+    const size_t nw = (size_t)l->cout * l->cin;
+    float *fw = malloc(nw * sizeof *fw), *fb = malloc((size_t)l->cout * sizeof *fb);
+    int ret = -1;
+    if (l->k != 1 || !fw || !fb)
+        goto done;
+    for (int o = 0; o < l->cout; o++) {
+        double bias = l->b[o];
+        for (int i = 0; i < l->cin; i++) {
+            fw[(size_t)o * l->cin + i] = l->w[(size_t)o * l->cin + i] * g[i];
+            bias += (double)l->w[(size_t)o * l->cin + i] * b[i];
+        }
+        fb[o] = (float)bias;
+    }
+    const ctsr_layer f = {fw, fb, l->cout, l->cin, 1};
+    if (ctsr_pack_conv(p, &f, woff, boff))
+        goto done;
+    const int so = wpack_reserve(p, (size_t)ocg * 8);
+    if (so != *boff + ocg * 8) /* blocks are consecutive: the sums right after the bias */
+        goto done;
+    for (int o = 0; o < l->cout; o++) {
+        double s = 0.0;
+        for (int i = 0; i < l->cin; i++)
+            s += fw[(size_t)o * l->cin + i];
+        p->w[so + o] = (float)s;
+    }
+    ret = 0;
+done:
+    free(fw);
+    free(fb);
+    return ret;
 }
 
 int ctsr_get_pipe(ctsr_context *ctx, int kind, const int32_t *spec, int nspec, char *err,
@@ -186,16 +214,21 @@ static int add_conv(ctsr_context *ctx, wpack *p, const ctsr_layer *l, int in, in
     return ret;
 }
 
-static int add_ln(ctsr_context *ctx, wpack *p, const float *g, const float *b, int c, int in,
-                  int out, char *err, size_t errlen)
+/* LayerNorm (gamma g, beta b) and the 1x1 conv after it as one dispatch (CTSR_CONV_LN) */
+static int add_ln_conv(ctsr_context *ctx, wpack *p, const float *g, const float *b,
+                       const ctsr_layer *l, int in, int out, int act, char *err, size_t errlen)
 {
-    int go = pack_vec(p, g, c), bo = pack_vec(p, b, c);
-    if (go < 0 || bo < 0) {
+    int woff, boff;
+    if (ctsr_pack_conv_ln(p, l, g, b, &woff, &boff)) {
         ctsr_seterr(err, errlen, "out of memory");
         return CTSR_E_NOMEM;
     }
-    const ctsr_op op = {.kind = K_LN, .c = c, .woff = go, .boff = bo};
-    return add(ctx, &op, in, out, B_WEIGHTS, B_WEIGHTS, NULL, err, errlen);
+    const ctsr_op op = {.kind = K_CONV, .cin = l->cin, .cout = l->cout, .k = 1, .act = act,
+                        .mode = CTSR_CONV_LN, .woff = woff, .boff = boff};
+    dispatch *d;
+    int ret = add(ctx, &op, in, out, B_WEIGHTS, B_FILM, &d, err, errlen);
+    d->macs_per_px = (double)l->cout * l->cin;
+    return ret;
 }
 
 /* the attention and MLP halves of an attention block */
@@ -206,15 +239,13 @@ static int add_attention(ctsr_context *ctx, wpack *p, const ctsr_block *bl, char
     const int C = c->channels;
     const ctsr_op wattn = {.kind = K_WATTN, .c = C, .heads = c->heads, .win = c->window};
     int ret;
-    if ((ret = add_ln(ctx, p, bl->ln1_w, bl->ln1_b, C, B_X, B_T2, err, errlen)) ||
-        (ret = add_conv(ctx, p, &bl->qkv, B_T2, B_T1, CTSR_ACT_NONE, CTSR_CONV_ACT, 0, err,
-                        errlen)) ||
+    if ((ret = add_ln_conv(ctx, p, bl->ln1_w, bl->ln1_b, &bl->qkv, B_X, B_T1, CTSR_ACT_NONE,
+                           err, errlen)) ||
         (ret = add(ctx, &wattn, B_T1, B_T2, B_WEIGHTS, B_WEIGHTS, NULL, err, errlen)) ||
         (ret = add_conv(ctx, p, &bl->proj, B_T2, B_X, CTSR_ACT_NONE, CTSR_CONV_RESIDUAL, 0, err,
                         errlen)) ||
-        (ret = add_ln(ctx, p, bl->ln2_w, bl->ln2_b, C, B_X, B_T2, err, errlen)) ||
-        (ret = add_conv(ctx, p, &bl->mlp1, B_T2, B_T1, CTSR_ACT_GELU, CTSR_CONV_ACT, 0, err,
-                        errlen)))
+        (ret = add_ln_conv(ctx, p, bl->ln2_w, bl->ln2_b, &bl->mlp1, B_X, B_T1, CTSR_ACT_GELU,
+                           err, errlen)))
         return ret;
     return add_conv(ctx, p, &bl->mlp2, B_T1, B_X, CTSR_ACT_NONE, CTSR_CONV_RESIDUAL, 0, err,
                     errlen);

@@ -107,6 +107,13 @@ typedef struct wpack {
 } wpack;
 /* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % 8][ic % 4]; bias padded to 8 */
 int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff);
+/* A 1x1 conv after a LayerNorm (gamma g, beta b) for CTSR_CONV_LN: packs the weights
+ * w[o][i] * g[i] as ctsr_pack_conv does, the bias b[o] + sum_i w[o][i] * beta[i], and right
+ * after the bias (at boff + 8 * ceil(cout / 8)) the folded weights' sums over i per output
+ * channel. Then conv(LN(x)) = rstd * (conv'(x) - mean * sum) + bias' for each pixel's mean and
+ * rstd = 1 / sqrt(var + eps). */
+int ctsr_pack_conv_ln(wpack *p, const ctsr_layer *l, const float *g, const float *b, int *woff,
+                      int *boff);
 
 /* ---- graph.c ---- */
 /* Index in ctx->pipes of the pipeline of shader `kind` (K_*) with specialization constants

@@ -208,6 +208,36 @@ int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_la
     return ret;
 }
 
+int ctsr_op_conv_ln(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
+                    const float *g, const float *bb, int act, float *out, char *err,
+                    size_t errlen)
+{
+    if (l->k != 1 || l->cin % 4) {
+        ctsr_seterr(err, errlen, "LayerNorm + conv: a 1x1 conv with cin %% 4 == 0");
+        return CTSR_E_INVALID;
+    }
+    wpack p = {0};
+    int woff, boff;
+    if (ctsr_pack_conv_ln(&p, l, g, bb, &woff, &boff)) {
+        free(p.w);
+        ctsr_seterr(err, errlen, "out of memory");
+        return CTSR_E_NOMEM;
+    }
+    const size_t px = (size_t)w * h;
+    op_buf b[CTSR_BINDINGS] = {
+        {in, px, l->cin, 0},
+        {NULL, px, l->cout, 0},
+        {p.w, 0, (int)p.n, 1},
+        {NULL, 0, 4, 1},
+    };
+    const ctsr_op op = {.kind = K_CONV, .cin = l->cin, .cout = l->cout, .k = 1, .act = act,
+                        .mode = CTSR_CONV_LN, .woff = woff, .boff = boff};
+    const ctsr_tile t = region(0, 0, w, h, w, h);
+    int ret = run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    free(p.w);
+    return ret;
+}
+
 int ctsr_op_conv_film_map(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
                           const float *table, int nlevels, const float *pos, int frame_w,
                           int frame_h, int rx, int ry, float *out, char *err, size_t errlen)

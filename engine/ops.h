@@ -11,6 +11,11 @@
  * 2: out += conv(in). For modes 1 and 2 `out` holds the residual on entry. */
 int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l, int act,
                  int mode, const float *film, float *out, char *err, size_t errlen);
+/* mode 4 (CTSR_CONV_LN): out = act(conv(LayerNorm(in))) with LayerNorm's gamma g and beta b
+ * (c channels), a 1x1 conv with cin % 4 == 0 */
+int ctsr_op_conv_ln(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
+                    const float *g, const float *b, int act, float *out, char *err,
+                    size_t errlen);
 /* mode 3 (FiLM per pixel, timestep maps; tmap.h): out += conv(in) * (1 + gamma) + beta with
  * gamma, beta of each pixel looked up in `table` (nlevels levels of [gamma(cout) | beta(cout)])
  * at the level position pos[(ry + y) * frame_w + rx + x] (ctsr_ref_film_lookup): the in/out

@@ -5,7 +5,7 @@
  *   IMG  the input tile as RGBA floats (alpha rides along for the output's bilinear alpha)
  *   X    the residual stream (C channels)
  *   T1   scratch: conv1 output, QKV (3C), MLP hidden (hC), tail output (3*s*s)
- *   T2   scratch: LayerNorm output, attention output (C)
+ *   T2   scratch: attention output (C)
  * A frame is cut into tiles of T x T input pixels; each tile is computed on a region that adds
  * `overlap` pixels of context on every side (clipped to the frame) and only the tile's own
  * output pixels are written. The overlap is a multiple of the attention window and covers the

@@ -17,6 +17,10 @@
 //         vectors (level l at float foff + l * lstride of binding 3, read as vec4 texels of
 //         binding 6: both multiples of 4), interpolated linearly towards level floor(u) + 1
 //         by u - floor(u) when that is > 0
+// MODE 4: out = act(rstd * (conv - mean * wsum) + bias)   (KS = 1: LayerNorm + 1x1 conv)
+//         with the weights, bias and wsum (the weights' sums per output channel, the block
+//         after the bias) packed by ctsr_pack_conv_ln, and each pixel's mean and
+//         rstd = 1 / sqrt(var + eps) over its CIN4 * 4 input channels
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -120,6 +124,7 @@ void main()
     // of a subgroup takes part in the shuffles; only their stores are skipped.
     vec4 a00 = vec4(0.0), a01 = vec4(0.0), a10 = vec4(0.0), a11 = vec4(0.0);
     vec4 a20 = vec4(0.0), a21 = vec4(0.0), a30 = vec4(0.0), a31 = vec4(0.0);
+    vec4 lsum = vec4(0.0), lsq = vec4(0.0); // MODE 4: sums of the 4 pixels' inputs, squares
     for (int ky = 0; ky < KS; ky++) {
         const int sy = yy + ky - R;
         const bool rowok = sy >= 0 && sy < pc.height;
@@ -142,6 +147,11 @@ void main()
             const vec4 v2 = ld(rowbase, rowok, x0 + 2, c4), v3 = ld(rowbase, rowok, x0 + 3, c4);
             WFETCH(wl0, wb);
             TAP(wl0, wb, v0, v1, v2, v3)
+            if (MODE == 4) {
+                const vec4 one = vec4(1.0);
+                lsum += vec4(dot(v0, one), dot(v1, one), dot(v2, one), dot(v3, one));
+                lsq += vec4(dot(v0, v0), dot(v1, v1), dot(v2, v2), dot(v3, v3));
+            }
 #endif
         }
     }
@@ -166,13 +176,19 @@ void main()
         same = u[0] == u[1] && u[0] == u[2] && u[0] == u[3];
     }
 #endif
+    // MODE 4: each pixel's mean and 1 / sqrt(var + eps) (biased variance, as LayerNorm)
+    const vec4 lmean = lsum / float(CIN4 * 4);
+    const vec4 lrstd =
+        inversesqrt(max(lsq / float(CIN4 * 4) - lmean * lmean, vec4(0.0)) + CTSR_LN_EPS);
     for (int j = 0; j < 2; j++) {
         const int oc4 = ocg * 2 + j;
         if (oc4 >= COUT4)
             break;
         const int ob = pc.boff + oc4 * 4;
         const vec4 bias = texelFetch(wtex, ob / 4); // ob: a multiple of 4 (16-byte blocks)
-        vec4 g = vec4(0.0), b = vec4(0.0);
+        vec4 g = vec4(0.0), b = vec4(0.0), wsum = vec4(0.0);
+        if (MODE == 4) // the weights' sums: after the bias's (COUT4 + 1) / 2 blocks of 8
+            wsum = texelFetch(wtex, ob / 4 + (COUT4 + 1) / 2 * 2);
         if (MODE == 1)
             film_at(pc.foff, 0.0, oc4, g, b); // as texels: foff is a multiple of 4
 #if KS == 3
@@ -199,7 +215,9 @@ void main()
                 break;
             const int o = (yy * pc.width + xx) * COUT4 + oc4;
             vec4 r = acc[p][j] + bias;
-            if (MODE == 0)
+            if (MODE == 4)
+                r = activate(lrstd[p] * (acc[p][j] - lmean[p] * wsum) + bias, ACT);
+            else if (MODE == 0)
                 r = activate(r, ACT);
             else if (MODE == 1 || MODE == 3)
                 r = imageLoad(yold, o) + r * (1.0 + g) + b;

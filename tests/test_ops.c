@@ -137,6 +137,35 @@ static void test_layernorm(ctsr_context *ctx)
         }
 }
 
+/* MODE 4: LayerNorm folded into the 1x1 conv after it, against LayerNorm then the conv */
+static void test_conv_ln(ctsr_context *ctx)
+{
+    static const struct { int cin, cout, act; } shapes[] = {
+        {32, 96, CTSR_ACT_NONE}, {32, 64, CTSR_ACT_GELU}, {12, 36, CTSR_ACT_NONE},
+        {12, 24, CTSR_ACT_GELU}, {4, 8, CTSR_ACT_RELU}, {64, 12, CTSR_ACT_NONE}};
+    char err[512], what[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int zi = 0; zi < NSIZES; zi++) {
+            const int h = sizes[zi][0], w = sizes[zi][1];
+            const int cin = shapes[si].cin, cout = shapes[si].cout, act = shapes[si].act;
+            const size_t np = (size_t)h * w;
+            ctsr_layer l = {rnd((size_t)cout * cin, -0.3f, 0.3f), rnd(cout, -0.5f, 0.5f), cout,
+                            cin, 1};
+            float *in = rnd(np * cin, -2, 3), *g = rnd(cin, 0.5f, 1.5f), *b = rnd(cin, -1, 1);
+            float *ln = malloc(sizeof(float) * np * cin);
+            float *ref = malloc(sizeof(float) * np * cout), *out = malloc(sizeof(float) * np * cout);
+            ctsr_ref_layernorm(in, h, w, cin, g, b, ln);
+            ctsr_ref_conv1x1(ln, h, w, &l, ref);
+            ctsr_ref_act(ref, np * cout, act);
+            int r = ctsr_op_conv_ln(ctx, in, h, w, &l, g, b, act, out, err, sizeof err);
+            TU_CHECK(r == 0, "conv ln: %s", err);
+            snprintf(what, sizeof what, "layernorm + conv1x1 %d->%d %dx%d act %d", cin, cout, h,
+                     w, act);
+            check(what, ref, out, np * cout, 1e-4f);
+            free(l.w), free(l.b), free(in), free(g), free(b), free(ln), free(ref), free(out);
+        }
+}
+
 static void test_wattn(ctsr_context *ctx)
 {
     static const struct { int c, heads, win; } cfg[] = {{8, 2, 4}, {32, 2, 8}, {12, 1, 8}, {16, 4, 3}, {8, 1, 16}};
@@ -207,6 +236,7 @@ int main(void)
     printf("device: %s%s\n", ctsr_device_name(ctx), variant ? " (no subgroup shuffle)" : "");
     test_conv(ctx);
     test_conv_film_map(ctx);
+    test_conv_ln(ctx);
     if (!variant) {
         test_layernorm(ctx);
         test_wattn(ctx);
