@@ -64,15 +64,15 @@
                                 * the level positions */
 #define CTSR_BINDINGS 4
 /* uniform texel buffers (vec4 texels, samplerBuffer) over the memory of bindings 0, 2, 3 */
-#define CTSR_BINDING_IN_TEXELS 4     /* binding 0's (window attention reads its input so) */
+#define CTSR_BINDING_IN_TEXELS 4     /* binding 0's (no shader reads it now: see 7) */
 #define CTSR_BINDING_WEIGHT_TEXELS 5 /* binding 2's, RGBA32F */
 #define CTSR_BINDING_FILM_TEXELS 6   /* the start of binding 3's, RGBA32F: the FiLM vectors and
                                       * the levels' table */
 #define CTSR_TEXEL_BINDINGS 3
 /* storage texel buffers (vec4 texels, imageBuffer, read only) over the memory of bindings 0
- * and 1: the convolution's input and its output's previous values. On lavapipe imageLoad is
- * an inline gather, cheaper than texelFetch (a call into a helper, live registers spilled
- * around it) and much cheaper than scalarised SSBO loads. */
+ * and 1: the convolution's and window attention's input, the convolution's output's previous
+ * values. On lavapipe imageLoad is an inline gather, cheaper than texelFetch (a call into a
+ * helper, live registers spilled around it) and much cheaper than scalarised SSBO loads. */
 #define CTSR_BINDING_IN_IMAGE 7
 #define CTSR_BINDING_OUT_IMAGE 8
 #define CTSR_IMAGE_BINDINGS 2

@@ -19,10 +19,15 @@ layout(constant_id = CTSR_SPEC_WATTN_HEADS) const int HEADS = 2;
 layout(constant_id = CTSR_SPEC_WATTN_WIN) const int WIN = 8;
 layout(constant_id = CTSR_SPEC_WATTN_SHARED_KEYS) const bool SHARED_KEYS = false;
 
-layout(std430, binding = CTSR_BINDING_IN) readonly buffer In { ACT_T qkv[]; };
 layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Out { ACT_T y[]; };
-// binding 0's memory as vec4 texels
-layout(binding = CTSR_BINDING_IN_TEXELS) uniform samplerBuffer qkvt;
+// the input (binding 0's memory) as vec4 texels, read with imageLoad: on lavapipe an inline
+// gather, where texelFetch is a call into a helper with the live registers spilled around it
+// and SSBO loads are scalarised
+#if CTSR_FP16
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba16f) uniform readonly imageBuffer qkvt;
+#else
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba32f) uniform readonly imageBuffer qkvt;
+#endif
 
 layout(push_constant) uniform PC { CTSR_PC_WATTN } pc;
 
@@ -41,7 +46,7 @@ void main()
     for (int h = 0; h < HEADS; h++) {
         vec4 q[D4], acc[D4];
         for (int i = 0; i < D4; i++) {
-            q[i] = texelFetch(qkvt, p * 3 * C4 + h * D4 + i) * scale;
+            q[i] = imageLoad(qkvt, p * 3 * C4 + h * D4 + i) * scale;
             acc[i] = vec4(0.0);
         }
         // lane l < D4 fetches k texel l, lane D4 + l fetches v texel l
@@ -53,23 +58,26 @@ void main()
                 float s = 0.0;
                 vec4 t;
                 if (SHARED_KEYS) {
-                    t = texelFetch(qkvt, kb + off);
+                    t = imageLoad(qkvt, kb + off);
                     for (int i = 0; i < D4; i++)
                         s += dot(q[i], subgroupShuffle(t, i));
                 } else {
                     for (int i = 0; i < D4; i++)
-                        s += dot(q[i], vec4(qkv[kb + C4 + h * D4 + i]));
+                        s += dot(q[i], imageLoad(qkvt, kb + C4 + h * D4 + i));
                 }
-                const float mn = max(m, s);
-                const float corr = exp(m - mn);
-                const float e = exp(s - mn);
+                // one exp per key: of exp(m - max(m, s)) and exp(s - max(m, s)) one is 1, the
+                // other exp(-|s - m|)
+                const float x = exp(-abs(s - m));
+                const bool up = s > m;
+                const float corr = up ? x : 1.0;
+                const float e = up ? 1.0 : x;
                 l = l * corr + e;
                 for (int i = 0; i < D4; i++) {
                     const vec4 v = SHARED_KEYS ? subgroupShuffle(t, D4 + i)
-                                               : vec4(qkv[kb + 2 * C4 + h * D4 + i]);
+                                               : imageLoad(qkvt, kb + 2 * C4 + h * D4 + i);
                     acc[i] = acc[i] * corr + e * v;
                 }
-                m = mn;
+                m = max(m, s);
             }
         }
         if (px < pc.width)
