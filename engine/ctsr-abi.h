@@ -70,9 +70,11 @@
                                       * the levels' table */
 #define CTSR_TEXEL_BINDINGS 3
 /* storage texel buffers (vec4 texels, imageBuffer, read only) over the memory of bindings 0
- * and 1: the convolution's and window attention's input, the convolution's output's previous
- * values. On lavapipe imageLoad is an inline gather, cheaper than texelFetch (a call into a
- * helper, live registers spilled around it) and much cheaper than scalarised SSBO loads. */
+ * and 1: the convolution's, window attention's and output.comp's input (the tail), the
+ * convolution's output's previous values; where binding 1 is a frame (output.comp), binding
+ * 8 is over binding 2's memory instead (output.comp's bilinear image). On lavapipe imageLoad
+ * is an inline gather, cheaper than texelFetch (a call into a helper, live registers spilled
+ * around it) and much cheaper than scalarised SSBO loads. */
 #define CTSR_BINDING_IN_IMAGE 7
 #define CTSR_BINDING_OUT_IMAGE 8
 #define CTSR_IMAGE_BINDINGS 2

@@ -77,7 +77,7 @@ static int make_buffers(ctsr_context *ctx, const op_buf *b, int out_binding, int
 }
 
 /* A descriptor pool with one set over buf (ctsr_write_set, as the network's sets). */
-static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS],
+static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS], int out_raw,
                     VkDescriptorPool *pool, VkDescriptorSet *set, char *err, size_t errlen)
 {
     ctsr_vk *vk = &ctx->vk;
@@ -91,8 +91,11 @@ static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS],
     VkBuffer bufs[CTSR_BINDINGS];
     for (int j = 0; j < CTSR_BINDINGS; j++)
         bufs[j] = buf[j].buf;
+    /* binding 8: the output's view, or where it is a frame (raw), binding 2's (as the
+     * network's sets: output.comp reads the bilinear image through it) */
     const VkBufferView views[CTSR_VIEW_BINDINGS] = {buf[0].view, buf[2].view, buf[3].view,
-                                                    buf[0].view, buf[1].view};
+                                                    buf[0].view,
+                                                    out_raw ? buf[2].view : buf[1].view};
     ctsr_write_set(vk->dev, *set, bufs, views);
 fail:
     return ret;
@@ -158,7 +161,7 @@ static int run_op(ctsr_context *ctx, const ctsr_op *op, const ctsr_tile *t, cons
     int ret;
     if ((ret = make_buffers(ctx, b, out_binding, out_act, buf, err, errlen)) ||
         (ret = ctsr_op_pipeline(ctx, op, &pipe, err, errlen)) ||
-        (ret = make_set(ctx, buf, &pool, &set, err, errlen)) ||
+        (ret = make_set(ctx, buf, b[1].raw, &pool, &set, err, errlen)) ||
         (ret = submit_op(ctx, pipe, set, op, t, 0, NULL, err, errlen)))
         goto fail;
     if (bench_reps > 0 &&

@@ -16,14 +16,23 @@ layout(constant_id = CTSR_SPEC_OUTPUT_FORMAT) const int FORMAT = 0;
 layout(constant_id = CTSR_SPEC_OUTPUT_S) const int S = 2;
 layout(constant_id = CTSR_SPEC_OUTPUT_TAIL4) const int TAIL4 = 3; // tail channel stride / 4
 
-layout(std430, binding = CTSR_BINDING_IN) readonly buffer Tail { ACT_T tailv[]; };
 #if CTSR_YUV
 #extension GL_EXT_shader_8bit_storage : require
 layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Frame { uint8_t frame[]; };
 #else
 layout(std430, binding = CTSR_BINDING_OUT) writeonly buffer Frame { uint frame[]; };
 #endif
-layout(std430, binding = CTSR_BINDING_WEIGHTS) readonly buffer Img { ACT_T img[]; };
+// The tail conv output (binding 0's memory) and the bilinear image (binding 2's) read as vec4
+// texels through storage texel views: binding 7, and binding 8 (the output's view, which a
+// dispatch writing a frame takes from binding 2). On lavapipe imageLoad is an inline gather;
+// SSBO loads are scalarised lane by lane.
+#if CTSR_FP16
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba16f) uniform readonly imageBuffer tailt;
+layout(binding = CTSR_BINDING_OUT_IMAGE, rgba16f) uniform readonly imageBuffer imgt;
+#else
+layout(binding = CTSR_BINDING_IN_IMAGE, rgba32f) uniform readonly imageBuffer tailt;
+layout(binding = CTSR_BINDING_OUT_IMAGE, rgba32f) uniform readonly imageBuffer imgt;
+#endif
 
 layout(push_constant) uniform PC {
     CTSR_PC_OUTPUT // region size; interior origin in the region, size, origin in the frame;
@@ -32,11 +41,6 @@ layout(push_constant) uniform PC {
     CTSR_PC_OUTPUT_YUV // output frame height; kr, kb, flags (CTSR_YUV_FLAG_*)
 #endif
 } pc;
-
-float tail_at(int pix, int c)
-{
-    return float(tailv[pix * TAIL4 + c / 4][c % 4]);
-}
 
 // The output pixel (rx, ry) in region coordinates (output pixels): RGB clamped to [0, 1],
 // alpha the bilinear upsample (unclamped).
@@ -49,10 +53,16 @@ vec4 pixel_at(int rx, int ry)
     const int x0 = int(fx), y0 = int(fy);
     const int x1 = min(x0 + 1, pc.width - 1), y1 = min(y0 + 1, pc.height - 1);
     const float ax = fx - float(x0), ay = fy - float(y0);
-    const vec4 top = mix(vec4(img[y0 * pc.width + x0]), vec4(img[y0 * pc.width + x1]), ax);
-    const vec4 bot = mix(vec4(img[y1 * pc.width + x0]), vec4(img[y1 * pc.width + x1]), ax);
+    const int r0 = y0 * pc.width, r1 = y1 * pc.width;
+    const vec4 top = mix(imageLoad(imgt, r0 + x0), imageLoad(imgt, r0 + x1), ax);
+    const vec4 bot = mix(imageLoad(imgt, r1 + x0), imageLoad(imgt, r1 + x1), ax);
     const vec4 up = mix(top, bot, ay);
-    vec3 rgb = vec3(tail_at(lp, sub), tail_at(lp, S * S + sub), tail_at(lp, 2 * S * S + sub));
+    // channel c of the tail: texel c / 4, component c % 4
+    vec3 rgb;
+    for (int k = 0; k < 3; k++) {
+        const int c = k * S * S + sub;
+        rgb[k] = imageLoad(tailt, lp * TAIL4 + c / 4)[c % 4];
+    }
     rgb = clamp(rgb + up.rgb, 0.0, 1.0);
     return vec4(rgb, up.a);
 }
