@@ -44,9 +44,12 @@ static void from_padded(const void *src, size_t px, int c, float *dst, int fp16)
         }
 }
 
-/* Benchmark mode (ctsr_op_conv_bench): run_op times bench_reps dispatches into bench_ms. */
-static double bench_ms;
-static int bench_reps;
+/* Benchmark mode (ctsr_op_conv_bench): after the checked run, run_op times `reps` dispatches
+ * and writes the mean device ms of one into `ms`. NULL everywhere else. */
+typedef struct op_bench {
+    int reps;
+    double ms;
+} op_bench;
 
 /* The buffers of bindings 0..3 from b (host data uploaded, the rest zero); bindings 0..2
  * also as vec4 texels (the output too: the convolution reads its previous values so), binding
@@ -148,10 +151,11 @@ fail:
 
 /* Runs op once on the whole w x h region `t` with bindings b[0..3] (through the operator
  * table, as the network does); binding out_binding is read back into out (out_act: as
- * activations, unpadded; else raw floats). In benchmark mode it then times bench_reps
+ * activations, unpadded; else raw floats). With `bench` it then times bench->reps
  * dispatches. */
 static int run_op(ctsr_context *ctx, const ctsr_op *op, const ctsr_tile *t, const op_buf *b,
-                  int out_binding, int out_act, float *out, char *err, size_t errlen)
+                  int out_binding, int out_act, float *out, op_bench *bench, char *err,
+                  size_t errlen)
 {
     ctsr_vk *vk = &ctx->vk;
     ctsr_buffer buf[CTSR_BINDINGS] = {0};
@@ -164,8 +168,8 @@ static int run_op(ctsr_context *ctx, const ctsr_op *op, const ctsr_tile *t, cons
         (ret = make_set(ctx, buf, b[1].raw, &pool, &set, err, errlen)) ||
         (ret = submit_op(ctx, pipe, set, op, t, 0, NULL, err, errlen)))
         goto fail;
-    if (bench_reps > 0 &&
-        (ret = submit_op(ctx, pipe, set, op, t, bench_reps, &bench_ms, err, errlen)))
+    if (bench && bench->reps > 0 &&
+        (ret = submit_op(ctx, pipe, set, op, t, bench->reps, &bench->ms, err, errlen)))
         goto fail;
     if (out_act)
         from_padded(buf[out_binding].map, b[out_binding].px, b[out_binding].c, out, ctx->fp16);
@@ -187,8 +191,9 @@ static ctsr_tile region(int rx, int ry, int w, int h, int frame_w, int frame_h)
     return (ctsr_tile){rx, ry, w, h, rx, ry, w, h, frame_w, frame_h};
 }
 
-int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l, int act,
-                 int mode, const float *film, float *out, char *err, size_t errlen)
+static int op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l, int act,
+                   int mode, const float *film, float *out, op_bench *bench, char *err,
+                   size_t errlen)
 {
     wpack p = {0};
     int woff, boff;
@@ -206,9 +211,15 @@ int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_la
     const ctsr_op op = {.kind = K_CONV, .cin = l->cin, .cout = l->cout, .k = l->k, .act = act,
                         .mode = mode, .woff = woff, .boff = boff};
     const ctsr_tile t = region(0, 0, w, h, w, h);
-    int ret = run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    int ret = run_op(ctx, &op, &t, b, 1, 1, out, bench, err, errlen);
     free(p.w);
     return ret;
+}
+
+int ctsr_op_conv(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l, int act,
+                 int mode, const float *film, float *out, char *err, size_t errlen)
+{
+    return op_conv(ctx, in, h, w, l, act, mode, film, out, NULL, err, errlen);
 }
 
 int ctsr_op_conv_ln(ctsr_context *ctx, const float *in, int h, int w, const ctsr_layer *l,
@@ -236,7 +247,7 @@ int ctsr_op_conv_ln(ctsr_context *ctx, const float *in, int h, int w, const ctsr
     const ctsr_op op = {.kind = K_CONV, .cin = l->cin, .cout = l->cout, .k = 1, .act = act,
                         .mode = CTSR_CONV_LN, .woff = woff, .boff = boff};
     const ctsr_tile t = region(0, 0, w, h, w, h);
-    int ret = run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    int ret = run_op(ctx, &op, &t, b, 1, 1, out, NULL, err, errlen);
     free(p.w);
     return ret;
 }
@@ -273,7 +284,7 @@ int ctsr_op_conv_film_map(ctsr_context *ctx, const float *in, int h, int w, cons
                         .act = CTSR_ACT_NONE, .mode = CTSR_CONV_FILM_MAP, .woff = woff,
                         .boff = boff, .foff = 0, .lstride = 2 * l->cout, .moff = (int32_t)tf};
     const ctsr_tile t = region(rx, ry, w, h, frame_w, frame_h);
-    int ret = run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    int ret = run_op(ctx, &op, &t, b, 1, 1, out, NULL, err, errlen);
     free(p.w);
     free(film);
     return ret;
@@ -294,7 +305,7 @@ int ctsr_op_layernorm(ctsr_context *ctx, const float *in, int h, int w, int c, c
                                {NULL, 0, 4, 1}};
     const ctsr_op op = {.kind = K_LN, .c = c, .woff = 0, .boff = c4(c) * 4};
     const ctsr_tile t = region(0, 0, w, h, w, h);
-    int ret = run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    int ret = run_op(ctx, &op, &t, b, 1, 1, out, NULL, err, errlen);
     free(gb);
     return ret;
 }
@@ -307,7 +318,7 @@ int ctsr_op_wattn(ctsr_context *ctx, const float *qkv, int h, int w, int c, int 
                                {NULL, 0, 4, 1}};
     const ctsr_op op = {.kind = K_WATTN, .c = c, .heads = heads, .win = win};
     const ctsr_tile t = region(0, 0, w, h, w, h);
-    return run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    return run_op(ctx, &op, &t, b, 1, 1, out, NULL, err, errlen);
 }
 
 int ctsr_op_output(ctsr_context *ctx, const float *tail, const float *img, int h, int w, int s,
@@ -334,7 +345,7 @@ int ctsr_op_output(ctsr_context *ctx, const float *tail, const float *img, int h
     b[1].raw = 1;
     b[1].c = (int)(px * s * s * 3);
     b[1].px = 1;
-    int ret = run_op(ctx, &op, &t, b, 1, 0, out, err, errlen);
+    int ret = run_op(ctx, &op, &t, b, 1, 0, out, NULL, err, errlen);
     free(rgba);
     return ret;
 }
@@ -349,7 +360,7 @@ int ctsr_op_unpack_rgba8(ctsr_context *ctx, const uint8_t *in, int h, int w, flo
                                {NULL, 0, 4, 1}};
     const ctsr_op op = {.kind = K_UNPACK, .fmt = CTSR_FMT_RGBA8};
     const ctsr_tile t = region(0, 0, w, h, w, h);
-    return run_op(ctx, &op, &t, b, 1, 1, out, err, errlen);
+    return run_op(ctx, &op, &t, b, 1, 1, out, NULL, err, errlen);
 }
 
 int ctsr_op_conv_bench(ctsr_context *ctx, int h, int w, int cin, int cout, int k, int reps,
@@ -365,11 +376,10 @@ int ctsr_op_conv_bench(ctsr_context *ctx, int h, int w, int cin, int cout, int k
     else {
         for (size_t i = 0; i < (size_t)cout * cin * k * k; i++)
             l.w[i] = (float)((i * 7919) % 13) / 13.0f - 0.5f;
-        bench_reps = reps;
-        ret = ctsr_op_conv(ctx, in, h, w, &l, CTSR_ACT_NONE, CTSR_CONV_ACT, NULL, out, err,
-                           errlen);
-        bench_reps = 0;
-        *ms = bench_ms;
+        op_bench bench = {reps, 0.0};
+        ret = op_conv(ctx, in, h, w, &l, CTSR_ACT_NONE, CTSR_CONV_ACT, NULL, out, &bench, err,
+                      errlen);
+        *ms = bench.ms;
     }
     free(l.w), free(l.b), free(in), free(out);
     return ret;
