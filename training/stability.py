@@ -57,6 +57,13 @@ def clips(n_scenes, lr, frames, step, degradation="none", seed=0, shared_root=No
     return out
 
 
+def clip_flicker(up, clip, margin=16):
+    """ctsr_eval.flicker of the clip (id, LR frames, origins) upscaled frame by frame by up
+    (uint8 LR -> uint8 x2)."""
+    _, lrs, origins = clip
+    return ctsr_eval.flicker([up(x) for x in lrs], origins, margin)["mean"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
@@ -76,7 +83,7 @@ def main(argv=None):
     print("method | " + " | ".join(c[0][:18] for c in cl) + " | mean")
 
     def row(name, up):
-        f = [ctsr_eval.flicker([up(x) for x in lrs], org, a.margin)["mean"] for _, lrs, org in cl]
+        f = [clip_flicker(up, c, a.margin) for c in cl]
         print(f"{name} | " + " | ".join(f"{v:.2f}" for v in f) + f" | {np.mean(f):.2f}",
               flush=True)
         return float(np.mean(f))
