@@ -131,7 +131,20 @@ def test_pretraining_losses():
         f = Dl.LOSSES[name]
         assert float(f(y, torch.zeros(2), y, [], [], [], None)[0]) == 0.0
         assert torch.allclose(f(s, torch.ones(2), y, [], [], [], None)[0], ref)
-    assert set(Dl.PRETRAIN) <= set(Dl.LOSSES)
+    assert set(Dl.TRUTH_ONLY) <= set(Dl.PRETRAIN) <= set(Dl.LOSSES)
+
+
+def test_l1f_adds_the_closest_fidelity_teacher():
+    """l1f: |S - y| + w_ft |S - f*| with f* the fidelity teacher closest to the truth per
+    example (here the second teacher for example 0, the first for example 1)."""
+    y, s = rand(2, 3, 16, 16, seed=12), rand(2, 3, 16, 16, seed=13)
+    near, far = y + 0.01, y + 0.3
+    fa, fb = torch.stack([far[0], near[1]]), torch.stack([near[0], far[1]])
+    total, terms = Dl.LOSSES["l1f"](s, torch.zeros(2), y, [fa, fb], [], [], None, w=dict(ft=0.5))
+    ref = (s - y).abs().mean() + 0.5 * (s - near).abs().mean()
+    assert torch.allclose(total, ref)
+    assert terms["ft"] == pytest.approx(float((s - near).abs().mean()), rel=1e-5)
+    assert float(Dl.LOSSES["l1f"](y, torch.zeros(2), y, [y, far], [], [], None)[0]) == 0.0
 
 
 def test_shift_consistency_compares_the_moved_pixels():

@@ -327,6 +327,21 @@ def shift_consistency(sa, sb, shifts, margin=8):
     return torch.stack(out)
 
 
-LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss, "l2": l2_loss}
-# the fidelity pre-training losses: each crop once, at t = 0, no teacher needed
-PRETRAIN = ("l1", "l2")
+def l1f_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
+    """Fidelity pre-training distilled from the fidelity teachers as well as the truth:
+    |S - y|_1 + w_ft |S - f*|_1 (f*: pick_fidelity, the teacher closest to the truth per
+    example). The teacher's output is a function of the input, which a small student can
+    follow where the truth's unpredictable detail only pulls it towards the median."""
+    f = pick_fidelity(y, fids)
+    l_y, l_f = l1_per_example(s, y), l1_per_example(s, f)
+    ft = (w or {}).get("ft", DEFAULT_WEIGHTS["ft"])
+    total = (l_y + ft * l_f).mean()
+    return total, dict(fid=float(l_y.mean()), ft=float(l_f.mean()), total=float(total))
+
+
+LOSSES = {"ctsr": ctsr_loss, "naive": naive_loss, "l1": l1_loss, "l2": l2_loss,
+          "l1f": l1f_loss}
+# the fidelity pre-training losses: each crop once, at t = 0
+PRETRAIN = ("l1", "l2", "l1f")
+# those of them that need no teacher output
+TRUTH_ONLY = ("l1", "l2")
