@@ -91,7 +91,8 @@
 #define CTSR_SPEC_CONV_ACT 4   /* CTSR_ACT_* (CTSR_CONV_ACT) */
 #define CTSR_SPEC_CONV_MODE 5  /* CTSR_CONV_* */
 #define CTSR_SPEC_CONV_SHUFFLE 6 /* subgroup shuffle (built per variant; keys the pipeline) */
-#define CTSR_SPEC_CONV_COUNT 7
+#define CTSR_SPEC_CONV_OCW 7     /* output channels per invocation: 8, 12 or 16 */
+#define CTSR_SPEC_CONV_COUNT 8
 /* layernorm.comp */
 #define CTSR_SPEC_LN_C4 1 /* channels / 4 */
 #define CTSR_SPEC_LN_COUNT 2

@@ -70,12 +70,14 @@ static int wpack_reserve(wpack *p, size_t n)
     return (int)at;
 }
 
-/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % 8][ic % 4]; bias padded to 8 */
+/* conv weights [Cout][Cin][k][k] -> [ocg][ky][kx][ic / 4][oc % ocw][ic % 4] with ocw =
+ * ctsr_conv_ocw(Cout) output channels per group; bias padded to a whole group */
 int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
 {
-    const int cin4 = c4(l->cin), ocg = cdiv(l->cout, 8), k = l->k;
-    int wo = wpack_reserve(p, (size_t)ocg * k * k * cin4 * 4 * 8);
-    int bo = wpack_reserve(p, (size_t)ocg * 8);
+    const int ocw = ctsr_conv_ocw(l->cout), cin4 = c4(l->cin), ocg = cdiv(l->cout, ocw);
+    const int k = l->k;
+    int wo = wpack_reserve(p, (size_t)ocg * k * k * cin4 * 4 * ocw);
+    int bo = wpack_reserve(p, (size_t)ocg * ocw);
     if (wo < 0 || bo < 0)
         return -1;
     for (int oc = 0; oc < l->cout; oc++) {
@@ -83,7 +85,7 @@ int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
                     size_t dst =
-                        (((((size_t)(oc / 8) * k + ky) * k + kx) * cin4 + ic / 4) * 8 + oc % 8) * 4 + ic % 4;
+                        (((((size_t)(oc / ocw) * k + ky) * k + kx) * cin4 + ic / 4) * ocw + oc % ocw) * 4 + ic % 4;
                     p->w[wo + dst] = l->w[(((size_t)oc * l->cin + ic) * k + ky) * k + kx];
                 }
         p->w[bo + oc] = l->b[oc];
@@ -96,7 +98,7 @@ int ctsr_pack_conv(wpack *p, const ctsr_layer *l, int *woff, int *boff)
 int ctsr_pack_conv_ln(wpack *p, const ctsr_layer *l, const float *g, const float *b, int *woff,
                       int *boff)
 {
-    const int ocg = cdiv(l->cout, 8);
+    const int ocw = ctsr_conv_ocw(l->cout), ocg = cdiv(l->cout, ocw);
     const size_t nw = (size_t)l->cout * l->cin;
     float *fw = malloc(nw * sizeof *fw), *fb = malloc((size_t)l->cout * sizeof *fb);
     int ret = -1;
@@ -113,8 +115,8 @@ int ctsr_pack_conv_ln(wpack *p, const ctsr_layer *l, const float *g, const float
     const ctsr_layer f = {fw, fb, l->cout, l->cin, 1};
     if (ctsr_pack_conv(p, &f, woff, boff))
         goto done;
-    const int so = wpack_reserve(p, (size_t)ocg * 8);
-    if (so != *boff + ocg * 8) /* blocks are consecutive: the sums right after the bias */
+    const int so = wpack_reserve(p, (size_t)ocg * ocw);
+    if (so != *boff + ocg * ocw) /* blocks are consecutive: the sums right after the bias */
         goto done;
     for (int o = 0; o < l->cout; o++) {
         double s = 0.0;

@@ -72,6 +72,7 @@ static int conv_spec(const ctsr_context *ctx, const ctsr_op *op, int32_t *spec)
     spec[CTSR_SPEC_CONV_ACT] = op->act;
     spec[CTSR_SPEC_CONV_MODE] = op->mode;
     spec[CTSR_SPEC_CONV_SHUFFLE] = ctx->vk.subgroup_shuffle;
+    spec[CTSR_SPEC_CONV_OCW] = ctsr_conv_ocw(op->cout);
     return CTSR_SPEC_CONV_COUNT;
 }
 
@@ -92,13 +93,13 @@ static void conv_push(const ctsr_op *op, const ctsr_tile *t, ctsr_push *pc)
     }
 }
 
-/* 4 pixels of a row and 8 output channels per invocation */
+/* 4 pixels of a row and ctsr_conv_ocw(cout) output channels per invocation */
 static void conv_groups(const ctsr_context *ctx, const ctsr_op *op, const ctsr_tile *t,
                         uint32_t g[3])
 {
     g[0] = (uint32_t)cdiv(cdiv(t->rw, 4), ctx->wg_conv);
     g[1] = (uint32_t)t->rh;
-    g[2] = (uint32_t)cdiv(op->cout, 8);
+    g[2] = (uint32_t)cdiv(op->cout, ctsr_conv_ocw(op->cout));
 }
 
 /* ---- LayerNorm ---- */

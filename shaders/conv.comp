@@ -1,12 +1,13 @@
 #version 450
 // KS x KS convolution (KS = 1 or 3, zero padding, stride 1), NHWC vec4 activations.
-// One invocation computes 4 neighbouring pixels of one row for a group of 8 output channels:
-// 32 accumulators in registers, each input vec4 reused for 8 channels and (KS = 3) 3 taps.
-// Weights are uniform across the lanes of a subgroup (all lanes share the channel group and
-// row): each lane loads one of the 8 weights and subgroupShuffle hands them to all lanes,
+// One invocation computes 4 neighbouring pixels of one row for a group of OCW (8, 12 or 16:
+// ctsr_conv_ocw in engine/internal.h) output channels: 4 * OCW accumulators in registers,
+// each input vec4 reused for OCW channels and (KS = 3) 3 taps. Weights are uniform across the lanes of a subgroup
+// (all lanes share the channel group and row): each lane loads one of the first 8 weight
+// texels (and, OCW > 8, one of the others) and subgroupShuffle hands them to all lanes,
 // which on lavapipe compiles to permutes instead of per-lane scalar loads.
 //
-// Weight layout (floats): [ocg][ky][kx][ic / 4][oc % 8][ic % 4], bias [ocg*8 + j].
+// Weight layout (floats): [ocg][ky][kx][ic / 4][oc % OCW][ic % 4], bias [ocg*OCW + j].
 // MODE (CTSR_CONV_* in ctsr-abi.h):
 // MODE 0: out = act(conv + bias)
 // MODE 1: out = out + (conv + bias) * (1 + gamma) + beta     (FiLM, residual, in place)
@@ -32,6 +33,7 @@ layout(constant_id = CTSR_SPEC_CONV_COUT4) const int COUT4 = 8;     // output ch
 layout(constant_id = CTSR_SPEC_CONV_KS) const int KS_UNUSED = 0; // KS is a compile-time define (-DKS=1|3)
 layout(constant_id = CTSR_SPEC_CONV_ACT) const int ACT = 0;
 layout(constant_id = CTSR_SPEC_CONV_MODE) const int MODE = 0;
+layout(constant_id = CTSR_SPEC_CONV_OCW) const int OCW = 8;        // output channels per invocation
 
 // The input, and the output's previous values (MODE 1-3), read as vec4 texels: binding 0's and
 // binding 1's memory through storage texel views (RGBA32F, or RGBA16F with fp16 storage). On
@@ -59,19 +61,24 @@ layout(push_constant) uniform PC {
 const int PX = 4;
 const int R = KS / 2;
 
-// Weights of (ocg, ky, kx, c4) are 8 texels: texel l holds output channel ocg*8 + l for the 4
-// input channels of c4. Each lane fetches one texel; subgroupShuffle with a constant lane hands
-// them to every lane (on lavapipe a permute; on GPUs the lanes of a subgroup share ocg and row).
+// Weights of (ocg, ky, kx, c4) are OCW texels: texel l holds output channel ocg*OCW + l for the
+// 4 input channels of c4. Each lane fetches one texel (two for OCW > 8: l and 8 + l % (OCW - 8));
+// subgroupShuffle with a constant lane hands them to every lane (on lavapipe a permute; on
+// GPUs the lanes of a subgroup share ocg and row).
 // The weight texels of a row's 3 taps are fetched together, before the arithmetic: on lavapipe
 // texelFetch is a call around which the accumulators are spilled, then once per group.
 #if SHUFFLE_OK
-#define WFETCH(wl, wt4) const vec4 wl = texelFetch(wtex, (wt4) + int(sglane))
+#define WFETCH(wl, wt4)                                                                        \
+    const vec4 wl = texelFetch(wtex, (wt4) + int(sglane));                                     \
+    const vec4 wl##_hi = OCW > 8 ? texelFetch(wtex, (wt4) + 8 + int(sglane & (OCW == 16 ? 7u : 3u))) : vec4(0.0)
 #define WLOAD(wl, wt4, lane, comp) subgroupShuffle(wl.comp, lane)
+#define WLOAD_HI(wl, wt4, lane, comp) subgroupShuffle(wl##_hi.comp, lane)
 #else
 #define WFETCH(wl, wt4)
 #define WLOAD(wl, wt4, lane, comp) texelFetch(wtex, (wt4) + (lane)).comp
+#define WLOAD_HI(wl, wt4, lane, comp) texelFetch(wtex, (wt4) + 8 + (lane)).comp
 #endif
-// one input channel `comp` of the 4 pixels VA..VD against 8 output channels
+// one input channel `comp` of the 4 pixels VA..VD against OCW output channels
 #define STEP(wl, wt4, comp, VA, VB, VC, VD)                                                    \
     {                                                                                          \
         const vec4 w0 = vec4(WLOAD(wl, wt4, 0, comp), WLOAD(wl, wt4, 1, comp),                 \
@@ -82,6 +89,18 @@ const int R = KS / 2;
         a10 += VB.comp * w0; a11 += VB.comp * w1;                                              \
         a20 += VC.comp * w0; a21 += VC.comp * w1;                                              \
         a30 += VD.comp * w0; a31 += VD.comp * w1;                                              \
+        if (OCW > 8) {                                                                         \
+            const vec4 w2 = vec4(WLOAD_HI(wl, wt4, 0, comp), WLOAD_HI(wl, wt4, 1, comp),       \
+                                 WLOAD_HI(wl, wt4, 2, comp), WLOAD_HI(wl, wt4, 3, comp));      \
+            a02 += VA.comp * w2; a12 += VB.comp * w2;                                          \
+            a22 += VC.comp * w2; a32 += VD.comp * w2;                                          \
+        }                                                                                      \
+        if (OCW > 12) {                                                                        \
+            const vec4 w3 = vec4(WLOAD_HI(wl, wt4, 4, comp), WLOAD_HI(wl, wt4, 5, comp),       \
+                                 WLOAD_HI(wl, wt4, 6, comp), WLOAD_HI(wl, wt4, 7, comp));      \
+            a03 += VA.comp * w3; a13 += VB.comp * w3;                                          \
+            a23 += VC.comp * w3; a33 += VD.comp * w3;                                          \
+        }                                                                                      \
     }
 // the 4 input channels of one tap (weights wl, fetched with WFETCH)
 #define TAP(wl, wt4, VA, VB, VC, VD)                                                           \
@@ -124,24 +143,26 @@ void main()
     // of a subgroup takes part in the shuffles; only their stores are skipped.
     vec4 a00 = vec4(0.0), a01 = vec4(0.0), a10 = vec4(0.0), a11 = vec4(0.0);
     vec4 a20 = vec4(0.0), a21 = vec4(0.0), a30 = vec4(0.0), a31 = vec4(0.0);
+    vec4 a02 = vec4(0.0), a12 = vec4(0.0), a22 = vec4(0.0), a32 = vec4(0.0); // OCW >= 12
+    vec4 a03 = vec4(0.0), a13 = vec4(0.0), a23 = vec4(0.0), a33 = vec4(0.0); // OCW = 16
     vec4 lsum = vec4(0.0), lsq = vec4(0.0); // MODE 4: sums of the 4 pixels' inputs, squares
     for (int ky = 0; ky < KS; ky++) {
         const int sy = yy + ky - R;
         const bool rowok = sy >= 0 && sy < pc.height;
         const int rowbase = clamp(sy, 0, pc.height - 1) * pc.width;
         for (int c4 = 0; c4 < CIN4; c4++) {
-            // texel of (ocg, ky, kx, c4, oc 0) at wb + kx * CIN4 * 8
-            const int wb = pc.woff / 4 + ((ocg * KS + ky) * KS * CIN4 + c4) * 8;
+            // texel of (ocg, ky, kx, c4, oc 0) at wb + kx * CIN4 * OCW
+            const int wb = pc.woff / 4 + ((ocg * KS + ky) * KS * CIN4 + c4) * OCW;
 #if KS == 3
             const vec4 v0 = ld(rowbase, rowok, x0 - 1, c4), v1 = ld(rowbase, rowok, x0, c4);
             const vec4 v2 = ld(rowbase, rowok, x0 + 1, c4), v3 = ld(rowbase, rowok, x0 + 2, c4);
             const vec4 v4 = ld(rowbase, rowok, x0 + 3, c4), v5 = ld(rowbase, rowok, x0 + 4, c4);
             WFETCH(wl0, wb);
-            WFETCH(wl1, wb + CIN4 * 8);
-            WFETCH(wl2, wb + 2 * CIN4 * 8);
+            WFETCH(wl1, wb + CIN4 * OCW);
+            WFETCH(wl2, wb + 2 * CIN4 * OCW);
             TAP(wl0, wb, v0, v1, v2, v3)
-            TAP(wl1, wb + CIN4 * 8, v1, v2, v3, v4)
-            TAP(wl2, wb + 2 * CIN4 * 8, v2, v3, v4, v5)
+            TAP(wl1, wb + CIN4 * OCW, v1, v2, v3, v4)
+            TAP(wl2, wb + 2 * CIN4 * OCW, v2, v3, v4, v5)
 #else
             const vec4 v0 = ld(rowbase, rowok, x0, c4), v1 = ld(rowbase, rowok, x0 + 1, c4);
             const vec4 v2 = ld(rowbase, rowok, x0 + 2, c4), v3 = ld(rowbase, rowok, x0 + 3, c4);
@@ -155,7 +176,8 @@ void main()
 #endif
         }
     }
-    vec4 acc[PX][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+    vec4 acc[PX][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23},
+                       {a30, a31, a32, a33}};
     if (yy >= pc.height)
         return;
 #if KS == 3
@@ -180,15 +202,15 @@ void main()
     const vec4 lmean = lsum / float(CIN4 * 4);
     const vec4 lrstd =
         inversesqrt(max(lsq / float(CIN4 * 4) - lmean * lmean, vec4(0.0)) + CTSR_LN_EPS);
-    for (int j = 0; j < 2; j++) {
-        const int oc4 = ocg * 2 + j;
+    for (int j = 0; j < OCW / 4; j++) {
+        const int oc4 = ocg * (OCW / 4) + j;
         if (oc4 >= COUT4)
             break;
         const int ob = pc.boff + oc4 * 4;
         const vec4 bias = texelFetch(wtex, ob / 4); // ob: a multiple of 4 (16-byte blocks)
         vec4 g = vec4(0.0), b = vec4(0.0), wsum = vec4(0.0);
-        if (MODE == 4) // the weights' sums: after the bias's (COUT4 + 1) / 2 blocks of 8
-            wsum = texelFetch(wtex, ob / 4 + (COUT4 + 1) / 2 * 2);
+        if (MODE == 4) // the weights' sums: after the bias's groups of OCW / 4 texels
+            wsum = texelFetch(wtex, ob / 4 + (COUT4 * 4 + OCW - 1) / OCW * (OCW / 4));
         if (MODE == 1)
             film_at(pc.foff, 0.0, oc4, g, b); // as texels: foff is a multiple of 4
 #if KS == 3
