@@ -101,7 +101,8 @@
 #define CTSR_SPEC_WATTN_HEADS 2
 #define CTSR_SPEC_WATTN_WIN 3         /* window edge */
 #define CTSR_SPEC_WATTN_SHARED_KEYS 4 /* keys shared across a subgroup (bool) */
-#define CTSR_SPEC_WATTN_COUNT 5
+#define CTSR_SPEC_WATTN_QY 5          /* query rows per invocation (a divisor of WIN) */
+#define CTSR_SPEC_WATTN_COUNT 6
 /* unpack.comp */
 #define CTSR_SPEC_UNPACK_FORMAT 1 /* CTSR_FMT_* */
 #define CTSR_SPEC_UNPACK_COUNT 2
