@@ -338,20 +338,11 @@ void ctsr_write_descriptors(ctsr_context *ctx)
         VkBuffer bufs[CTSR_BINDINGS];
         for (int j = 0; j < CTSR_BINDINGS; j++)
             bufs[j] = ctx->buf[d->bind[j]].buf;
-        /* texel views of the input (uniform and storage texel buffer; dispatches that read a
-         * frame buffer never use them), the weights, the FiLM vectors (convolutions in modes
-         * 1 and 3 only), the output (storage texel buffer: convolutions in modes 1-3 only;
-         * a dispatch that writes a frame buffer gets binding 2's instead: output.comp reads
-         * the bilinear image through it). A buffer without a view (a frame buffer) is stood
-         * in for by B_X's. */
-        const VkBufferView x = ctx->buf[B_X].view;
-        const VkBufferView in = ctx->buf[d->bind[0]].view ? ctx->buf[d->bind[0]].view : x;
-        const VkBufferView out = ctx->buf[d->bind[1]].view   ? ctx->buf[d->bind[1]].view
-                                 : ctx->buf[d->bind[2]].view ? ctx->buf[d->bind[2]].view
-                                                             : x;
-        const VkBufferView film = ctx->buf[B_FILM].view ? ctx->buf[B_FILM].view : x;
-        const VkBufferView views[CTSR_VIEW_BINDINGS] = {in, ctx->buf[B_WEIGHTS].view, film, in,
-                                                        out};
+        /* a frame buffer has no view (dispatches that read one never use binding 0's) */
+        VkBufferView views[CTSR_VIEW_BINDINGS];
+        ctsr_set_views(ctx->buf[d->bind[0]].view, ctx->buf[B_WEIGHTS].view,
+                       ctx->buf[B_FILM].view, ctx->buf[d->bind[1]].view,
+                       ctx->buf[d->bind[2]].view, ctx->buf[B_X].view, views);
         ctsr_write_set(ctx->vk.dev, d->set, bufs, views);
     }
 }

@@ -94,11 +94,10 @@ static int make_set(ctsr_context *ctx, const ctsr_buffer buf[CTSR_BINDINGS], int
     VkBuffer bufs[CTSR_BINDINGS];
     for (int j = 0; j < CTSR_BINDINGS; j++)
         bufs[j] = buf[j].buf;
-    /* binding 8: the output's view, or where it is a frame (raw), binding 2's (as the
-     * network's sets: output.comp reads the bilinear image through it) */
-    const VkBufferView views[CTSR_VIEW_BINDINGS] = {buf[0].view, buf[2].view, buf[3].view,
-                                                    buf[0].view,
-                                                    out_raw ? buf[2].view : buf[1].view};
+    /* as the network's sets; a raw output is a frame */
+    VkBufferView views[CTSR_VIEW_BINDINGS];
+    ctsr_set_views(buf[0].view, buf[2].view, buf[3].view, out_raw ? VK_NULL_HANDLE : buf[1].view,
+                   buf[2].view, buf[0].view, views);
     ctsr_write_set(vk->dev, *set, bufs, views);
 fail:
     return ret;

@@ -292,3 +292,14 @@ void ctsr_write_set(VkDevice dev, VkDescriptorSet set, const VkBuffer bufs[CTSR_
     }
     vkUpdateDescriptorSets(dev, CTSR_ALL_BINDINGS, w, 0, NULL);
 }
+
+void ctsr_set_views(VkBufferView in, VkBufferView weights, VkBufferView film, VkBufferView out,
+                    VkBufferView b2, VkBufferView spare, VkBufferView views[CTSR_VIEW_BINDINGS])
+{
+    in = in ? in : spare;
+    views[0] = in;
+    views[1] = weights ? weights : spare;
+    views[2] = film ? film : spare;
+    views[3] = in;
+    views[4] = out ? out : b2 ? b2 : spare;
+}

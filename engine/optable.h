@@ -89,5 +89,14 @@ void ctsr_op_record(ctsr_context *ctx, VkPipeline pipe, VkDescriptorSet set, con
  * the input and the output). */
 void ctsr_write_set(VkDevice dev, VkDescriptorSet set, const VkBuffer bufs[CTSR_BINDINGS],
                     const VkBufferView views[CTSR_VIEW_BINDINGS]);
+/* The texel views of a dispatch's set (ctsr_write_set's views), one rule for the network and
+ * the single-shader runner: the input's view (binding 0's memory) as both input bindings, the
+ * weights', the FiLM vectors' (convolutions in modes 1 and 3), and as the output's storage
+ * texel buffer the output's view (convolutions in modes 1-3 read their previous values) or,
+ * where the output is a frame buffer (out == VK_NULL_HANDLE), binding 2's: output.comp reads
+ * the bilinear image through it. A missing view (a frame buffer's) is stood in for by
+ * `spare`, a view no dispatch that lacks one reads. */
+void ctsr_set_views(VkBufferView in, VkBufferView weights, VkBufferView film, VkBufferView out,
+                    VkBufferView b2, VkBufferView spare, VkBufferView views[CTSR_VIEW_BINDINGS]);
 
 #endif
