@@ -3,13 +3,15 @@
  * network and of its convolutions alone, their ratios, and one closing JSON line.
  *
  *   ctsr-bench [--model FILE] [--width 640] [--height 360] [--frames 5] [--device N]
- *              [--tile N] [--fp16] [--no-torch] [--python /usr/bin/python3] [--roi]
+ *              [--tile N] [--fp16] [--no-torch] [--python /usr/bin/python3] [--roi] [--vary-t]
  *
  * --roi: the cost of a timestep map (ctsr_set_timestep_map, 3 regions at t = 0 on t = 1,
  * the default transition) against the uniform path, side by side: frames with uniform t and
  * frames with a map whose regions move every frame (so it is rasterised, set and prepared
  * each time: the worst case) take turns on one context; medians and fastest of wall time,
  * and each one's device time in one profiled frame (Vulkan timestamps).
+ * --vary-t: the cost of a new timestep every frame, the same way: frames after setting t to
+ * the value it has, and frames after setting a new one (issue 8: < 1% of the throughput).
  *
  * Device time per operator comes from Vulkan timestamps; frame time is wall clock including
  * the host copies in and out. With --width 1920 --height 1080 it also shows the device memory
@@ -59,18 +61,48 @@ static int roi_map(const ctsr_context *ctx, float *map, int w, int h, int shift,
                                   (float)ctsr_default_transition(ctx), err, errlen);
 }
 
-/* --roi: uniform t and a moving map in turns on one context (one context: lavapipe runs each
- * context's work on its own threads, which the scheduler of a shared machine may favour) */
-static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t *in, int w,
-                     int h, int frames)
+/* A comparison in turns on one context (one context: lavapipe runs each context's work on its
+ * own threads, which the scheduler of a shared machine may favour): before every frame of
+ * case k (0 or 1) setup(k, frame) prepares it, and the two cases alternate frame by frame,
+ * each going first in turn, so that the machine's drift falls on both alike. */
+typedef struct turns {
+    const char *title, *names[2], *json_key, *json_names[2];
+    /* prepares a frame of case k (f: frame number; f < 0: the untimed first frame and the
+     * profiled ones) */
+    int (*setup)(ctsr_context *c, const struct turns *tb, int k, int f, char *err, size_t errlen);
+    float *map; /* --roi: the map buffer */
+    int w, h;
+} turns;
+
+/* --roi: uniform t (case 0) and a map whose regions move every frame (case 1: rasterised, set
+ * and prepared each time, the worst case) */
+static int roi_setup(ctsr_context *c, const turns *tb, int k, int f, char *err, size_t errlen)
+{
+    if (k == 0)
+        return ctsr_set_timestep_map(c, NULL, 0, 0, 0, err, errlen);
+    return roi_map(c, tb->map, tb->w, tb->h, f < 0 ? 0 : f + 1, err, errlen) ||
+           ctsr_set_timestep_map(c, tb->map, tb->w, tb->h, (size_t)tb->w * 4, err, errlen);
+}
+
+/* --vary-t: t set before every frame to the same value (case 0: the engine sees no change) or
+ * to a new one (case 1: 0.37 f mod 1, the timestep MLP and FiLM vectors recomputed) */
+static int vary_setup(ctsr_context *c, const turns *tb, int k, int f, char *err, size_t errlen)
+{
+    (void)tb, (void)err, (void)errlen;
+    ctsr_set_timestep(c, k == 0 || f < 0 ? 0.5f : fmodf(0.37f * (float)f, 1.0f));
+    return 0;
+}
+
+static int turns_bench(const ctsr_options *opts, const char *model, const uint8_t *in, int w,
+                       int h, int frames, turns *tb)
 {
     char err[1024] = "";
     ctsr_context *c = NULL;
-    const char *names[2] = {"uniform t", "map"};
-    float *map = malloc((size_t)w * h * sizeof *map);
     double *ms[2], med[2], lo[2], dev[2];
     int rc = 0, s = 0;
     uint8_t *out = NULL;
+    tb->w = w;
+    tb->h = h;
     for (int k = 0; k < 2; k++)
         ms[k] = calloc((size_t)frames, sizeof(double));
     rc = ctsr_context_create(opts, &c, err, sizeof err) ||
@@ -79,30 +111,26 @@ static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t 
         ctsr_set_timestep(c, 1.0f);
         s = ctsr_scale(c);
         out = malloc((size_t)w * h * s * s * 4);
-        rc = !map || !out || roi_map(c, map, w, h, 0, err, sizeof err) ||
-             ctsr_set_timestep_map(c, map, w, h, (size_t)w * 4, err, sizeof err);
+        rc = !out || !ms[0] || !ms[1] || tb->setup(c, tb, 1, -1, err, sizeof err);
+        if (!out || !ms[0] || !ms[1])
+            snprintf(err, sizeof err, "out of memory");
     }
-    /* first frame with a map (the map shader variant): not timed */
+    /* a first frame of case 1 (for --roi the map shader variant): not timed */
     rc = rc || ctsr_process_rgba8(c, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
                                   sizeof err);
     for (int f = 0; f < frames && !rc; f++)
         for (int kk = 0; kk < 2 && !rc; kk++) {
             const int k = (f + kk) % 2; /* each goes first in turn */
             double a = now_ms();
-            if (k == 1) /* the regions move: rasterised, set and prepared every frame */
-                rc = roi_map(c, map, w, h, f + 1, err, sizeof err) ||
-                     ctsr_set_timestep_map(c, map, w, h, (size_t)w * 4, err, sizeof err);
-            else
-                rc = ctsr_set_timestep_map(c, NULL, 0, 0, 0, err, sizeof err);
-            rc = rc || ctsr_process_rgba8(c, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4,
-                                          err, sizeof err);
+            rc = tb->setup(c, tb, k, f, err, sizeof err) ||
+                 ctsr_process_rgba8(c, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
+                                    sizeof err);
             ms[k][f] = now_ms() - a;
         }
     for (int k = 0; k < 2 && !rc; k++) {
         ctsr_profile p = {0};
         dev[k] = NAN;
-        rc = k == 1 ? ctsr_set_timestep_map(c, map, w, h, (size_t)w * 4, err, sizeof err)
-                    : ctsr_set_timestep_map(c, NULL, 0, 0, 0, err, sizeof err);
+        rc = tb->setup(c, tb, k, -1, err, sizeof err);
         if (!rc && !ctsr_set_profiling(c, 1, err, sizeof err)) {
             rc = ctsr_process_rgba8(c, in, w, h, (size_t)w * 4, out, (size_t)w * s * 4, err,
                                     sizeof err);
@@ -115,22 +143,23 @@ static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t 
         lo[k] = ms[k][0];
     }
     if (!rc) {
-        printf("\ntimestep map (--roi), %d frames each, in turns:\n", frames);
+        printf("\n%s, %d frames each, in turns:\n", tb->title, frames);
         for (int k = 0; k < 2; k++)
-            printf("  %-10s median %8.1f ms/frame (x%.3f of uniform), fastest %8.1f ms "
-                   "(x%.3f); one profiled frame: device %8.1f ms (x%.3f)\n", names[k], med[k],
-                   med[k] / med[0], lo[k], lo[k] / lo[0], dev[k], dev[k] / dev[0]);
-        printf("{\"roi\": 1, \"width\": %d, \"height\": %d, \"uniform_ms\": %.2f, "
-               "\"map_ms\": %.2f, \"uniform_min_ms\": %.2f, \"map_min_ms\": %.2f, "
-               "\"uniform_device_ms\": %.2f, \"map_device_ms\": %.2f}\n", w, h, med[0],
-               med[1], lo[0], lo[1], dev[0], dev[1]);
+            printf("  %-10s median %8.1f ms/frame (x%.3f of %s), fastest %8.1f ms "
+                   "(x%.3f); one profiled frame: device %8.1f ms (x%.3f)\n", tb->names[k],
+                   med[k], med[k] / med[0], tb->names[0], lo[k], lo[k] / lo[0], dev[k],
+                   dev[k] / dev[0]);
+        printf("{\"%s\": 1, \"width\": %d, \"height\": %d, \"%s_ms\": %.2f, \"%s_ms\": %.2f, "
+               "\"%s_min_ms\": %.2f, \"%s_min_ms\": %.2f, \"%s_device_ms\": %.2f, "
+               "\"%s_device_ms\": %.2f}\n", tb->json_key, w, h, tb->json_names[0], med[0],
+               tb->json_names[1], med[1], tb->json_names[0], lo[0], tb->json_names[1], lo[1],
+               tb->json_names[0], dev[0], tb->json_names[1], dev[1]);
     } else {
-        fprintf(stderr, "ctsr-bench --roi: %s\n", err);
+        fprintf(stderr, "ctsr-bench --%s: %s\n", tb->json_key, err);
     }
     ctsr_context_destroy(c);
     for (int k = 0; k < 2; k++)
         free(ms[k]);
-    free(map);
     free(out);
     return rc ? 1 : 0;
 }
@@ -138,7 +167,8 @@ static int roi_bench(const ctsr_options *opts, const char *model, const uint8_t 
 static void usage(void)
 {
     fprintf(stderr, "usage: ctsr-bench [--model FILE] [--width W] [--height H] [--frames N] "
-                    "[--device N] [--tile N] [--fp16] [--no-torch] [--python PATH] [--roi]\n");
+                    "[--device N] [--tile N] [--fp16] [--no-torch] [--python PATH] [--roi] "
+                    "[--vary-t]\n");
 }
 
 int main(int argc, char **argv)
@@ -146,6 +176,7 @@ int main(int argc, char **argv)
     const char *model = CTSR_SOURCE_ROOT "/models/ctsr-x2.safetensors";
     const char *python = "/usr/bin/python3";
     int w = 640, h = 360, frames = 5, device = -1, tile = 0, fp16 = 0, torch = 1, roi = 0;
+    int vary = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--fp16"))
@@ -154,6 +185,8 @@ int main(int argc, char **argv)
             torch = 0;
         else if (!strcmp(a, "--roi"))
             roi = 1;
+        else if (!strcmp(a, "--vary-t"))
+            vary = 1;
         else if (v && !strcmp(a, "--model"))
             model = v, i++;
         else if (v && !strcmp(a, "--python"))
@@ -251,8 +284,23 @@ int main(int argc, char **argv)
                2.0 * prof.conv_macs / (prof.conv_ms * 1e6));
     }
 
-    if (roi && !rc)
-        rc = roi_bench(&opts, model, in, w, h, frames);
+    if (roi && !rc) {
+        float *map = malloc((size_t)w * h * sizeof *map);
+        turns tb = {"timestep map (--roi)", {"uniform t", "map"}, "roi", {"uniform", "map"},
+                    roi_setup, map, 0, 0};
+        rc = map ? turns_bench(&opts, model, in, w, h, frames, &tb) : 1;
+        free(map);
+    }
+    if (vary && !rc) {
+        turns tb = {"timestep changed every frame (--vary-t)", {"same t", "new t"}, "vary_t",
+                    {"same_t", "new_t"}, vary_setup, NULL, 0, 0};
+        rc = turns_bench(&opts, model, in, w, h, frames, &tb);
+        /* the host's part of a new t alone: the timestep MLP, the FiLM vectors, their copy */
+        const double a = now_ms();
+        for (int i = 0; i < 1000; i++)
+            ctsr_set_timestep(ctx, (float)i / 1000.0f);
+        printf("  ctsr_set_timestep: %.1f us a call (mean of 1000)\n", (now_ms() - a));
+    }
 
     double t_ms = NAN, t_conv_ms = NAN, t_gflops = NAN, t_conv_gflops = NAN;
     if (torch && !rc) {

@@ -18,6 +18,8 @@ run() {
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(git rev-parse --short HEAD) $(nproc) cores" | tee -a "$log"
 run "$build/bench/ctsr-bench" --frames 3
 run "$build/bench/ctsr-bench" --frames 3 --model models/ctsr-x2-tiny.safetensors
+run "$build/bench/ctsr-bench" --model models/ctsr-x2-tiny.safetensors --width 320 --height 180 \
+  --frames 61 --no-torch --vary-t
 run $py bench/element_bench.py --build-dir "$build" --models tiny,default --frames 30 --repeats 2
 run $py bench/ncnn_compare.py --build-dir "$build" --frames 3 --ncnn-frames 2
 run $py bench/pixel_scaling.py --build-dir "$build" --model tiny --rounds 2
