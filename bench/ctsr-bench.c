@@ -339,12 +339,13 @@ int main(int argc, char **argv)
                t_conv_gflops);
     printf("{\"device\": \"%s\", \"width\": %d, \"height\": %d, \"scale\": %d, "
            "\"precision\": \"%s\", \"tile\": %d, \"macs_per_px\": %.0f, \"vk_ms\": %.2f, "
+           "\"vk_min_ms\": %.2f, "
            "\"vk_gflops\": %.2f, \"vk_conv_ms\": %.2f, \"vk_conv_gflops\": %.2f, "
            "\"torch_ms\": %.2f, \"torch_gflops\": %.2f, \"torch_conv_ms\": %.2f, "
            "\"torch_conv_gflops\": %.2f, \"ratio\": %.4f, \"conv_ratio\": %.4f, "
            "\"device_memory_mib\": %.1f}\n",
            ctsr_device_name(ctx), w, h, s, fp16 ? "fp16" : "fp32",
-           ctsr_effective_tile_size(ctx, w, h), macs, vk_ms, vk_gflops,
+           ctsr_effective_tile_size(ctx, w, h), macs, vk_ms, ms[0], vk_gflops,
            have_prof ? prof.conv_ms : -1.0, isnan(vk_conv_gflops) ? -1.0 : vk_conv_gflops,
            isnan(t_ms) ? -1.0 : t_ms, isnan(t_gflops) ? -1.0 : t_gflops,
            isnan(t_conv_ms) ? -1.0 : t_conv_ms, isnan(t_conv_gflops) ? -1.0 : t_conv_gflops,

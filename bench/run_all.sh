@@ -22,4 +22,4 @@ run "$build/bench/ctsr-bench" --model models/ctsr-x2-tiny.safetensors --width 32
   --frames 61 --no-torch --vary-t
 run $py bench/element_bench.py --build-dir "$build" --models tiny,default --frames 30 --repeats 2
 run $py bench/ncnn_compare.py --build-dir "$build" --frames 3 --ncnn-frames 2
-run $py bench/pixel_scaling.py --build-dir "$build" --model tiny --rounds 2
+run $py bench/pixel_scaling.py --build-dir "$build" --model tiny --rounds 4
