@@ -430,9 +430,10 @@ def main(argv=None):
     ck = torch.load(ckpt_path, map_location=device) if os.path.exists(ckpt_path) else None
     if ck is not None and not a.grow_data:
         shards = [tuple(x) for x in ck["shards"]]
-    teachers = (((), ()) if a.loss in distill.TRUTH_ONLY else
-                ((FIDELITY, ()) if a.loss in distill.PRETRAIN else (FIDELITY, REALNESS)))
-    D = load_data(shards, *teachers)
+    # the teacher outputs the loss reads: none (l1, l2), the fidelity ones (l1f) or all
+    fidelity = () if a.loss in distill.TRUTH_ONLY else FIDELITY
+    realness = () if a.loss in distill.PRETRAIN else REALNESS
+    D = load_data(shards, fidelity, realness)
     model = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema = build_model(CONFIGS[a.config], a.film_init, a.seed, a.temb_gain).to(device)
     ema.load_state_dict(model.state_dict())

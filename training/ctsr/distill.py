@@ -332,10 +332,9 @@ def l1f_loss(s, t, y, fids, reals, real_w, dirs, pair=None, w=None):
     |S - y|_1 + w_ft |S - f*|_1 (f*: pick_fidelity, the teacher closest to the truth per
     example). The teacher's output is a function of the input, which a small student can
     follow where the truth's unpredictable detail only pulls it towards the median."""
-    f = pick_fidelity(y, fids)
-    l_y, l_f = l1_per_example(s, y), l1_per_example(s, f)
-    ft = (w or {}).get("ft", DEFAULT_WEIGHTS["ft"])
-    total = (l_y + ft * l_f).mean()
+    w = dict(DEFAULT_WEIGHTS, **(w or {}))
+    l_y, l_f = l1_per_example(s, y), l1_per_example(s, pick_fidelity(y, fids))
+    total = (l_y + w["ft"] * l_f).mean()
     return total, dict(fid=float(l_y.mean()), ft=float(l_f.mean()), total=float(total))
 
 
