@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const char *ctsr_vk_result_str(VkResult r)
 {
@@ -207,7 +208,7 @@ static void query_features(ctsr_vk *vk)
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES, .pNext = &s16};
     VkPhysicalDeviceFeatures2 feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                       .pNext = &s8};
-    int has_f16_ext = 0, has_s8_ext = 0;
+    int has_f16_ext = 0, has_s8_ext = 0, has_host_ext = 0;
     {
         uint32_t ne = 0;
         vkEnumerateDeviceExtensionProperties(vk->phys, NULL, &ne, NULL);
@@ -218,6 +219,8 @@ static void query_features(ctsr_vk *vk)
                 has_f16_ext |= !strcmp(ext[i].extensionName,
                                        VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
                 has_s8_ext |= !strcmp(ext[i].extensionName, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+                has_host_ext |= !strcmp(ext[i].extensionName,
+                                        VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
             }
         free(ext);
     }
@@ -229,6 +232,17 @@ static void query_features(ctsr_vk *vk)
     vkGetPhysicalDeviceFeatures2(vk->phys, &feat);
     vk->fp16_storage = s16.storageBuffer16BitAccess && s16.pNext && f16.shaderFloat16;
     vk->storage8 = s8_known && s8.storageBuffer8BitAccess && !getenv("CTSR_NO_SHADER_YUV");
+    /* host memory for large buffers: only where device memory is host memory anyway */
+    vk->host_import = vk->is_cpu && has_host_ext && !getenv("CTSR_NO_HOST_MEMORY");
+    if (vk->host_import) {
+        VkPhysicalDeviceExternalMemoryHostPropertiesEXT hp = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+        VkPhysicalDeviceProperties2 pp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                          .pNext = &hp};
+        vkGetPhysicalDeviceProperties2(vk->phys, &pp);
+        vk->host_import = hp.minImportedHostPointerAlignment > 0 &&
+                          CTSR_VK_HUGE % hp.minImportedHostPointerAlignment == 0;
+    }
 
 }
 
@@ -269,8 +283,10 @@ static int create_device(ctsr_vk *vk, char *err, size_t errlen)
     VkPhysicalDevice8BitStorageFeatures s8_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES,
         .pNext = vk->fp16_storage ? &s16_on : NULL, .storageBuffer8BitAccess = VK_TRUE};
-    const char *exts[2];
+    const char *exts[3];
     uint32_t next = 0;
+    if (vk->host_import)
+        exts[next++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
     if (vk->fp16_storage && vk->props.apiVersion < VK_API_VERSION_1_2)
         exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
     if (vk->storage8 && vk->props.apiVersion < VK_API_VERSION_1_2)
@@ -289,6 +305,11 @@ static int create_device(ctsr_vk *vk, char *err, size_t errlen)
                               .ppEnabledExtensionNames = exts};
     VK_CHECK(vkCreateDevice(vk->phys, &dci, NULL, &vk->dev));
     vkGetDeviceQueue(vk->dev, vk->queue_family, 0, &vk->queue);
+    if (vk->host_import) {
+        vk->get_host_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
+            vk->dev, "vkGetMemoryHostPointerPropertiesEXT");
+        vk->host_import = vk->get_host_props != NULL;
+    }
 
 fail:
     return ret;
@@ -386,6 +407,73 @@ static int find_memory(const ctsr_vk *vk, uint32_t bits, VkMemoryPropertyFlags w
     return -1;
 }
 
+/* `bytes` (a multiple of CTSR_VK_HUGE) of fresh anonymous memory at a CTSR_VK_HUGE boundary,
+ * advised as transparent huge pages (advice only: where THP is off it changes nothing), or
+ * NULL */
+static void *huge_map(size_t bytes)
+{
+    const size_t H = (size_t)CTSR_VK_HUGE, span = bytes + H;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *a = (char *)(((uintptr_t)p + H - 1) & ~(uintptr_t)(H - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (a + bytes < p + span)
+        munmap(a + bytes, (size_t)(p + span - (a + bytes)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, bytes, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+
+/* Backs b->buf with imported host memory (vk->host_import): 0, or -1 when the device takes
+ * none of it (the caller then allocates as usual), or an error code. */
+static int import_host_memory(ctsr_vk *vk, ctsr_buffer *b, const VkMemoryRequirements *req,
+                              int host_visible, char *err, size_t errlen)
+{
+    int ret = 0;
+    const VkDeviceSize bytes = (req->size + CTSR_VK_HUGE - 1) / CTSR_VK_HUGE * CTSR_VK_HUGE;
+    void *host = huge_map((size_t)bytes);
+    if (!host) {
+        ctsr_seterr(err, errlen, "out of memory: mapping %llu bytes for a buffer failed",
+                    (unsigned long long)bytes);
+        return CTSR_E_NOMEM;
+    }
+    VkMemoryHostPointerPropertiesEXT hp = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+    VK_CHECK(vk->get_host_props(vk->dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+                                host, &hp));
+    const uint32_t bits = req->memoryTypeBits & hp.memoryTypeBits;
+    const int type = host_visible ? find_memory(vk, bits,
+                                                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                                    VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                                VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
+                                  : find_memory(vk, bits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (type < 0) {
+        munmap(host, (size_t)bytes);
+        return -1;
+    }
+    VkImportMemoryHostPointerInfoEXT imp = {
+        .sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+        .handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+        .pHostPointer = host};
+    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                .pNext = &imp,
+                                .allocationSize = bytes,
+                                .memoryTypeIndex = (uint32_t)type};
+    VK_CHECK(vkAllocateMemory(vk->dev, &mai, NULL, &b->mem));
+    b->host = host;
+    b->bytes = bytes;
+    host = NULL;
+    if (vk->mem_props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+        VK_CHECK(vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+fail:
+    if (host)
+        munmap(host, (size_t)bytes);
+    return ret;
+}
+
 int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int host_visible,
                           char *err, size_t errlen)
 {
@@ -393,7 +481,12 @@ int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int ho
     memset(b, 0, sizeof *b);
     if (size == 0)
         size = 16;
+    const int import = vk->host_import && size >= CTSR_VK_HUGE;
+    VkExternalMemoryBufferCreateInfo ext = {
+        .sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+        .handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT};
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                              .pNext = import ? &ext : NULL,
                               .size = size,
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                        VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
@@ -404,27 +497,34 @@ int ctsr_vk_buffer_create(ctsr_vk *vk, ctsr_buffer *b, VkDeviceSize size, int ho
     VK_CHECK(vkCreateBuffer(vk->dev, &bci, NULL, &b->buf));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
-    int type = host_visible
-                   ? find_memory(vk, req.memoryTypeBits,
-                                 VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                     VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                 VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
-                   : find_memory(vk, req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
-    if (type < 0) {
-        ctsr_seterr(err, errlen, "no suitable Vulkan memory type for a %llu-byte buffer",
-                    (unsigned long long)size);
-        ret = CTSR_E_NOMEM;
+    if (import && (ret = import_host_memory(vk, b, &req, host_visible, err, errlen)) > 0)
         goto fail;
+    if (!import || ret < 0) { /* device memory (the device took no host memory: ret -1) */
+        ret = 0;
+        int type = host_visible
+                       ? find_memory(vk, req.memoryTypeBits,
+                                     VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                         VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                     VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
+                       : find_memory(vk, req.memoryTypeBits, 0,
+                                     VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+        if (type < 0) {
+            ctsr_seterr(err, errlen, "no suitable Vulkan memory type for a %llu-byte buffer",
+                        (unsigned long long)size);
+            ret = CTSR_E_NOMEM;
+            goto fail;
+        }
+        VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                    .allocationSize = req.size,
+                                    .memoryTypeIndex = (uint32_t)type};
+        VK_CHECK(vkAllocateMemory(vk->dev, &mai, NULL, &b->mem));
+        b->bytes = req.size;
+        if (vk->mem_props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+            VK_CHECK(vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
     }
-    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-                                .allocationSize = req.size,
-                                .memoryTypeIndex = (uint32_t)type};
-    VK_CHECK(vkAllocateMemory(vk->dev, &mai, NULL, &b->mem));
     VK_CHECK(vkBindBufferMemory(vk->dev, b->buf, b->mem, 0));
-    if (vk->mem_props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
-        VK_CHECK(vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
     b->size = size;
-    vk->bytes_allocated += req.size;
+    vk->bytes_allocated += b->bytes;
     return 0;
 fail:
     ctsr_vk_buffer_destroy(vk, b);
@@ -433,20 +533,18 @@ fail:
 
 void ctsr_vk_buffer_destroy(ctsr_vk *vk, ctsr_buffer *b)
 {
-    if (b->mem) {
-        VkMemoryRequirements req;
-        vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
-        if (b->size)
-            vk->bytes_allocated -= req.size;
-        if (b->map)
-            vkUnmapMemory(vk->dev, b->mem);
-    }
+    if (b->size)
+        vk->bytes_allocated -= b->bytes;
+    if (b->map)
+        vkUnmapMemory(vk->dev, b->mem);
     if (b->view)
         vkDestroyBufferView(vk->dev, b->view, NULL);
     if (b->buf)
         vkDestroyBuffer(vk->dev, b->buf, NULL);
     if (b->mem)
         vkFreeMemory(vk->dev, b->mem, NULL);
+    if (b->host)
+        munmap(b->host, (size_t)b->bytes);
     memset(b, 0, sizeof *b);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctsr.h"
+#include "internal.h" /* host memory: the context's buffers */
 #include "util.h"
 
 static const char *sets[] = {"small", "default", "x4", "tiny"};
@@ -123,6 +124,63 @@ static int tiled_vs_untiled(ctsr_context *ctx)
     return passed;
 }
 
+/* Buffers of 2 MiB or more in host memory that libctsr maps itself (CPU devices with
+ * VK_EXT_external_memory_host: vk.c's host_import, huge pages for the first frame's page faults)
+ * compute the same frame, bit for bit, as Vulkan-allocated memory (CTSR_NO_HOST_MEMORY=1).
+ * Lavapipe has the extension, so there the imported path is required. */
+static int host_memory(void)
+{
+    char err[512];
+    const int w = 157, h = 93;
+    float *in = malloc((size_t)w * h * 3 * sizeof *in), *out[2] = {NULL, NULL};
+    uint32_t seed = 11;
+    tu_rand_fill(in, (size_t)w * h * 3, 0.0f, 1.0f, &seed);
+    int passed = 0;
+    for (int off = 0; off < 2; off++) {
+        if (off)
+            setenv("CTSR_NO_HOST_MEMORY", "1", 1);
+        ctsr_context *ctx;
+        int r = ctsr_context_create(&(ctsr_options){.device_index = -1,
+                                                    .precision = CTSR_PRECISION_FP32},
+                                    &ctx, err, sizeof err);
+        unsetenv("CTSR_NO_HOST_MEMORY");
+        TU_CHECK(r == 0, "context: %s", err);
+        if (r)
+            break;
+        r = ctsr_load_model_file(ctx, tu_data_path("golden_default.safetensors"), err, sizeof err);
+        ctsr_set_timestep(ctx, 0.6f);
+        out[off] = malloc((size_t)w * h * 12 * sizeof(float));
+        if (!r)
+            r = ctsr_process_rgb_f32(ctx, in, w, h, out[off], err, sizeof err);
+        TU_CHECK(r == 0, "host memory %s: %s", off ? "off" : "on", err);
+        const ctsr_buffer *t1 = &ctx->buf[B_T1];
+        const int lavapipe = strstr(ctsr_device_name(ctx), "llvmpipe") != NULL;
+        const int imported = t1->host && (uintptr_t)t1->host % CTSR_VK_HUGE == 0 &&
+                             t1->bytes % CTSR_VK_HUGE == 0 && t1->size >= CTSR_VK_HUGE &&
+                             t1->map == t1->host;
+        printf("host memory %s: %s, a %.1f MiB tile buffer %s\n", off ? "off" : "on",
+               ctsr_device_name(ctx), t1->size / 1048576.0,
+               imported ? "in imported 2 MiB-aligned host memory" : "in Vulkan-allocated memory");
+        if (off)
+            TU_CHECK(!r && !ctx->vk.host_import && !t1->host, "CTSR_NO_HOST_MEMORY not obeyed");
+        else
+            TU_CHECK(!r && (imported || (!lavapipe && !ctx->vk.host_import)),
+                     "host memory not imported on %s", ctsr_device_name(ctx));
+        passed += r == 0;
+        ctsr_context_destroy(ctx);
+    }
+    if (out[0] && out[1]) {
+        const int same = !memcmp(out[0], out[1], (size_t)w * h * 12 * sizeof(float));
+        printf("host memory vs Vulkan memory: %s\n", same ? "identical" : "DIFFERENT");
+        TU_CHECK(same, "imported host memory changes the output");
+        passed += same;
+    }
+    free(in);
+    free(out[0]);
+    free(out[1]);
+    return passed;
+}
+
 /* fp16 activation storage (where the device has it) against the fp32 golden outputs.
  * Tolerance: 1e-2 absolute on [0,1] outputs (under 3 levels of 8 bits); measured ~1e-3. */
 static int fp16_vs_golden(void)
@@ -180,5 +238,6 @@ int main(void)
     passed += tiled_vs_untiled(ctx);
     ctsr_context_destroy(ctx);
     passed += fp16_vs_golden();
+    passed += host_memory();
     return tu_finish("golden-vulkan", passed);
 }
