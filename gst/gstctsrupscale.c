@@ -35,10 +35,9 @@
  *
  * The model is loaded when the element goes from NULL to READY (or earlier, at the first
  * caps query) from #GstCtsrUpscale:model-location. Its default is `$CTSR_MODEL_PATH` when
- * that environment variable is set, else the installed `ctsr-x2.safetensors`
- * (`<prefix>/share/ctsr/`); a plugin loaded from its build directory (uninstalled, through
- * `GST_PLUGIN_PATH`) falls back to the source tree's `models/ctsr-x2.safetensors` when the
- * installed model does not exist.
+ * that environment variable is set; else, for a plugin loaded from its build directory
+ * (uninstalled, through `GST_PLUGIN_PATH`), the source tree's `models/ctsr-x2.safetensors`;
+ * else the installed `ctsr-x2.safetensors` (`<prefix>/share/ctsr/`).
  *
  * ## Example launch line
  * |[
@@ -120,8 +119,8 @@ typedef struct
 /* The file the plugin was loaded from (set by plugin_init; NULL for a static plugin). */
 static gchar *plugin_filename;
 
-/* The default of model-location (see default-model.h): $CTSR_MODEL_PATH, the installed
- * model, or, for the plugin of the build directory, the source tree's model. g_free it. */
+/* The default of model-location (see default-model.h): $CTSR_MODEL_PATH, for the plugin of
+ * the build directory the source tree's model, else the installed model. g_free it. */
 static gchar *
 default_model_location (void)
 {
@@ -1204,9 +1203,9 @@ gst_ctsr_upscale_class_init (GstCtsrUpscaleClass * klass)
           G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_MODEL_LOCATION,
       g_param_spec_string ("model-location", "Model location",
-          "Model file (.safetensors); default: $CTSR_MODEL_PATH when set, else the "
-          "installed ctsr-x2.safetensors, else (plugin loaded from its build directory) "
-          "the source tree's models/ctsr-x2.safetensors. Loaded at the NULL to READY "
+          "Model file (.safetensors); default: $CTSR_MODEL_PATH when set, else (plugin "
+          "loaded from its build directory) the source tree's models/ctsr-x2.safetensors, "
+          "else the installed ctsr-x2.safetensors. Loaded at the NULL to READY "
           "state change", default_model,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
   g_free (default_model);

@@ -1,7 +1,7 @@
 """ctsr-upscale of the build directory without --model and without CTSR_MODEL_PATH (meson test
-`cli-uninstalled`): it finds the default model itself (the installed one when it exists, else
-the source tree's models/ctsr-x2.safetensors), upscales a small image x2, and names the model it
-used. A copy of the binary outside the build directory does not fall back to the source tree.
+`cli-uninstalled`): it finds the default model itself (the source tree's
+models/ctsr-x2.safetensors, before an installed one), upscales a small image x2, and names the
+model it used. A copy of the binary outside the build directory takes the installed model only.
 
     /usr/bin/python3 tests/cli_default_model.py --upscale build/engine/ctsr-upscale \\
         --installed /usr/local/share/ctsr/ctsr-x2.safetensors --source models/ctsr-x2.safetensors
@@ -36,10 +36,9 @@ def main():
     a = ap.parse_args()
 
     installed = os.path.exists(a.installed)
-    expected = a.installed if installed else os.path.abspath(a.source)
+    expected = os.path.abspath(a.source)
     if installed:
-        print(f"note: {a.installed} exists, so it is the default and the fallback to the source "
-              "tree is not exercised here")
+        print(f"note: {a.installed} exists; the build tree's binary must still take {expected}")
     env = {k: v for k, v in os.environ.items() if k != "CTSR_MODEL_PATH"}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="ctsr-cli-") as tmp:
@@ -55,13 +54,15 @@ def main():
             if out.size != (32, 24):
                 fail(f"output {out.size[0]}x{out.size[1]}, expected 32x24")
 
-        # a copy outside the build tree only knows the installed model
-        if not installed:
-            copy = os.path.join(tmp, "ctsr-upscale")
-            shutil.copy2(a.upscale, copy)
-            p = run(copy, src, dst, env)
-            if p.returncode == 0 or a.installed not in p.stderr:
-                fail(f"a copy outside the build tree should fail naming {a.installed}")
+        # a copy outside the build tree only knows the installed model (when there is none,
+        # it fails naming it)
+        copy = os.path.join(tmp, "ctsr-upscale")
+        shutil.copy2(a.upscale, copy)
+        p = run(copy, src, dst, env)
+        if not installed and (p.returncode == 0 or a.installed not in p.stderr):
+            fail(f"a copy outside the build tree should fail naming {a.installed}")
+        if installed and (p.returncode != 0 or f"model {a.installed}," not in p.stderr):
+            fail(f"a copy outside the build tree should take {a.installed}")
     print("PASS")
 
 

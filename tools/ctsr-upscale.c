@@ -2,8 +2,8 @@
  *
  *   ctsr-upscale [--model FILE] [--timestep T] [--device N] [--tile N] in.png out.png
  *
- * The default model is $CTSR_MODEL_PATH when set, else the installed ctsr-x2.safetensors, else,
- * when this binary is the one in the build directory, the source tree's models/ctsr-x2.safetensors
+ * The default model is $CTSR_MODEL_PATH when set, else, when this binary is the one in the build
+ * directory, the source tree's models/ctsr-x2.safetensors, else the installed ctsr-x2.safetensors
  * (default-model.h). */
 #include <png.h>
 #include <stdio.h>

@@ -63,8 +63,8 @@ const char *ctsr_default_model_path(const char *module, char *buf, size_t n)
 
     if (env && *env)
         return put(env, buf, n);
-    if (access(CTSR_INSTALLED_MODEL, F_OK) == 0)
-        return put(CTSR_INSTALLED_MODEL, buf, n);
+    /* an uninstalled build takes its own source tree's model before an installed one,
+     * which may be an older release's */
     if (in_build_tree(module) && access(CTSR_UNINSTALLED_MODEL, F_OK) == 0)
         return put(CTSR_UNINSTALLED_MODEL, buf, n);
     return put(CTSR_INSTALLED_MODEL, buf, n);

@@ -418,6 +418,8 @@ def main(argv=None):
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) \
         if torch.cuda.is_available() else torch.device("cpu")
     if world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # one GPU per process (NCCL)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if a.batch % world:
             raise SystemExit(f"--batch {a.batch} is not a multiple of the {world} processes")
@@ -472,7 +474,9 @@ def main(argv=None):
         with open(os.path.join(a.workdir, "args.json"), "w", encoding="utf-8") as f:
             json.dump(dict(vars(a), world=world, patches=D["n"], mild=int(D["mild"].sum())), f,
                       indent=1)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = (torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+        if world > 1 else model)
     loss_fn = distill.LOSSES[a.loss]
     w = dict(swd=a.w_swd, rp=a.w_rp, ft=a.w_ft, cons=a.w_cons, swd_k=a.swd_k,
              hr_real=a.w_hr_real, block=a.block, real=a.real)
@@ -543,7 +547,7 @@ def main(argv=None):
             if a.grow_data and not stop and world == 1:
                 new = list_shards(a.cache)
                 if len(new) > len(shards):
-                    shards, D = new, load_data(new, *teachers)
+                    shards, D = new, load_data(new, fidelity, realness)
                     (bar.write if bar else print)(f"step {step}: {D['n']} patches now")
             if lead:
                 save_ckpt(ckpt_path, step, model, ema, opt, a, shards)
@@ -561,13 +565,16 @@ def main(argv=None):
         do_export(a.export, ema, a, step, val_rows, shards)
         print(f"exported {a.export} (EMA weights, step {step})")
     if world > 1:
-        # every rank must hold the same weights: DDP averages the gradients, the EMA follows
-        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
-        sums = [torch.zeros(2, dtype=torch.float64, device=device) for _ in range(world)]
-        dist.all_gather(sums, torch.stack([flat.sum(), (flat * flat).sum()]))
-        agree = all(torch.equal(x, sums[0]) for x in sums)
+        # every rank must hold the same weights, element by element: DDP averages the
+        # gradients, the EMA follows
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()] +
+                         [p.detach().reshape(-1) for p in ema.parameters()])
+        every = [torch.zeros_like(flat) for _ in range(world)]
+        dist.all_gather(every, flat)
+        agree = all(torch.equal(x, every[0]) for x in every)
         if lead:
-            print(f"ranks {'agree' if agree else 'DIFFER'}: weight sum {float(sums[0][0]):.9g}")
+            print(f"ranks {'agree' if agree else 'DIFFER'} on all {flat.numel()} weights "
+                  f"(model and EMA): sum {float(flat.double().sum()):.9g}")
         dist.barrier()
         dist.destroy_process_group()
         if not agree:

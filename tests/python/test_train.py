@@ -4,8 +4,10 @@ carries the provenance. Runs the tiny student on a 4-patch cache built with stub
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +79,58 @@ def test_resume_is_exact(stub_cache, tmp_path):
     # the loss really moved the weights
     first = train.build_model(train.CONFIGS["tiny"], 0.05, 0, 4.0).state_dict()
     assert any(not torch.equal(first[k], ma[k]) for k in ma)
+
+
+def test_resume_after_a_kill(stub_cache, tmp_path):
+    """A run killed with SIGKILL at an arbitrary step (checkpoints every step) and resumed
+    logs the same losses and ends with the same weights as an uninterrupted run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    steps = ["--steps", "40"]
+    assert train.main(args(stub_cache, a, *steps)) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=TRAINING)
+    p = subprocess.Popen([sys.executable, os.path.join(TRAINING, "train.py"),
+                          *args(stub_cache, b, *steps, "--ckpt-minutes", "0")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(b / "log.csv") and len(log_rows(b)) > 4:  # past step 3
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        rc = p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert rc == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = weights(b)[0]
+    assert 3 <= killed_at < 40 and not (b / "done").exists()
+    assert train.main(args(stub_cache, b, *steps)) == 0
+    ra, rb = log_rows(a), log_rows(b)
+    loss = ra[0].index("total")
+    assert [r[0] for r in rb[1:]] == [str(i) for i in range(1, 41)]
+    assert [r[loss] for r in ra[1:]] == [r[loss] for r in rb[1:]]
+    _, ma, ea = weights(a)
+    _, mb, eb = weights(b)
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+        assert torch.equal(ea[k], eb[k]), k
+
+
+def test_grow_data_takes_new_shards(stub_cache, tmp_path, monkeypatch, capsys):
+    """--grow-data: shards that appear during a run are loaded at the next checkpoint."""
+    every = train.list_shards([stub_cache])
+    assert len(every) == 2
+    calls = []
+
+    def growing(cache):
+        calls.append(1)
+        return every[:1] if len(calls) == 1 else every  # the second shard appears meanwhile
+    monkeypatch.setattr(train, "list_shards", growing)
+    w = tmp_path / "g"
+    assert train.main(args(stub_cache, w, "--grow-data", "--ckpt-minutes", "0")) == 0
+    assert "step 1: 4 patches now" in capsys.readouterr().out
+    assert [list(x) for x in torch.load(w / "ckpt.pt")["shards"]] == [list(x) for x in every]
 
 
 def test_ddp_two_processes_agree(stub_cache, tmp_path):
